@@ -1,0 +1,77 @@
+"""Self-describing checkpoints: weights plus everything later stages need to rebuild and use the model.
+
+Export, verify and bench read only this file, never the training command line. It holds plain Python
+containers and tensors, so `torch.load(..., weights_only=True)` reads it: no pickled code is run.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from toolkit.errors import CheckpointError
+from toolkit.fsutil import atomic_path
+
+FORMAT = "toolkit-checkpoint"
+FORMAT_VERSION = 1
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def versions() -> dict[str, str]:
+    import numpy
+    import torchvision
+
+    from toolkit import __version__
+    return {"toolkit": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "numpy": numpy.__version__, "python": platform.python_version()}
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    """Write atomically: the previous checkpoint stays intact until the new one is complete."""
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **payload}, tmp)
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or a run folder holding checkpoint.pt."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; pass a run folder or its {CHECKPOINT_NAME}")
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, *, expect_model: str | None = None) -> dict[str, Any]:
+    path = resolve_checkpoint(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: cannot be read as a checkpoint ({type(exc).__name__}); "
+                              f"it is truncated, corrupt or not a toolkit checkpoint") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a toolkit checkpoint (no '{FORMAT}' marker)")
+    if ckpt.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: written by a newer toolkit (format {ckpt['format_version']}); upgrade")
+    name = ckpt["model"]["name"]
+    if expect_model is not None and name != expect_model:
+        raise CheckpointError(f"{path}: checkpoint is for model {name!r}, not {expect_model!r}")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
+    """The trained model in eval mode on the CPU."""
+    from toolkit.models import create_model
+
+    model = create_model(ckpt["model"]["name"], num_classes=ckpt["model"]["num_classes"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise CheckpointError(f"checkpoint weights do not fit model {ckpt['model']['name']!r}: {first}") from None
+    return model.eval()

@@ -1,0 +1,109 @@
+"""The `toolkit` command: each command parses options, calls one library function and renders the result.
+
+Expected failures (ToolkitError) print one line on stderr and exit non-zero; anything else is a bug and
+keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from toolkit.errors import ToolkitError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Train CIFAR CNNs, export them to TorchScript/ONNX, verify runtimes agree, benchmark them.")
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Turn a ToolkitError into one line on stderr and its exit code."""
+    try:
+        yield
+    except ToolkitError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
+Opt = typer.Option
+
+
+@app.command()
+def train(
+    model: Annotated[Optional[str], Opt(help="Registry model (see `toolkit models`).")] = None,
+    epochs: Annotated[Optional[int], Opt(help="Epochs [recipe].")] = None,
+    batch_size: Annotated[Optional[int], Opt(help="Global batch size [recipe].")] = None,
+    lr: Annotated[Optional[float], Opt(help="Peak learning rate [recipe].")] = None,
+    optimizer: Annotated[Optional[str], Opt(help="adam | adamw | sgd [recipe].")] = None,
+    weight_decay: Annotated[Optional[float], Opt(help="Weight decay [recipe].")] = None,
+    momentum: Annotated[Optional[float], Opt(help="SGD momentum [recipe].")] = None,
+    schedule: Annotated[Optional[str], Opt(help="constant | multistep | cosine | onecycle [recipe].")] = None,
+    label_smoothing: Annotated[Optional[float], Opt(help="Label smoothing [recipe].")] = None,
+    augment: Annotated[Optional[bool], Opt("--augment/--no-augment", help="Crop+flip [recipe].")] = None,
+    normalize: Annotated[Optional[bool], Opt("--normalize/--no-normalize", help="Mean/std [recipe].")] = None,
+    device: Annotated[str, Opt(help="auto (cuda > mps > cpu) | cpu | cuda[:N] | mps.")] = "auto",
+    dataset: Annotated[str, Opt(help="cifar10 | cifar100 | synthetic.")] = "cifar10",
+    data_dir: Annotated[Optional[str], Opt(help="Folder holding cifar-10-batches-py/ [$TOOLKIT_DATA or ./data].")] = None,
+    download: Annotated[bool, Opt("--download/--no-download", help="Try torchvision's download if missing.")] = True,
+    limit_train: Annotated[Optional[int], Opt(help="Use the first N training images.")] = None,
+    limit_test: Annotated[Optional[int], Opt(help="Use the first N test images.")] = None,
+    seed: Annotated[int, Opt(help="Seed for weights, shuffling and augmentation.")] = 0,
+    out: Annotated[str, Opt(help="Output folder; the run goes to OUT/RUN_NAME.")] = "artifacts",
+    run_name: Annotated[Optional[str], Opt(help="Run folder name [MODEL-YYYYmmdd-HHMMSS].")] = None,
+    resume: Annotated[Optional[str], Opt(help="Continue from this checkpoint or run folder.")] = None,
+    amp: Annotated[str, Opt(help="Autocast: off | bf16 | fp16 (fp16 adds a GradScaler).")] = "off",
+    channels_last: Annotated[bool, Opt("--channels-last/--no-channels-last", help="NHWC memory format.")] = False,
+    compile: Annotated[bool, Opt("--compile/--no-compile", help="torch.compile the model.")] = False,
+    progress: Annotated[str, Opt(help="auto | bar | plain | none.")] = "auto",
+):
+    """Train a model on CIFAR-10/100 (or a synthetic set); writes checkpoint.pt, metrics.jsonl, summary.json."""
+    from toolkit.progress import PlainReporter, Reporter, RichReporter
+    from toolkit.train import RESUME_OVERRIDES, train as run_training
+
+    given = dict(model=model, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                 weight_decay=weight_decay, momentum=momentum, schedule=schedule, label_smoothing=label_smoothing,
+                 augment=augment, normalize=normalize, device=device, dataset=dataset, data_dir=data_dir,
+                 download=download, limit_train=limit_train, limit_test=limit_test, seed=seed, out=out,
+                 run_name=run_name, amp=amp, channels_last=channels_last, compile=compile)
+    if progress == "auto":
+        progress = "bar" if sys.stdout.isatty() else "plain"
+    reporter = {"bar": RichReporter, "plain": PlainReporter, "none": Reporter}.get(progress)
+    with user_errors():
+        if reporter is None:
+            raise ToolkitError(f"unknown --progress {progress!r}; choose auto, bar, plain or none")
+        if resume is not None:
+            given = {k: v for k, v in given.items() if k in RESUME_OVERRIDES or k == "model"}
+            given = {k: v for k, v in given.items() if v is not None and not (k == "device" and v == "auto")
+                     and not (k == "download" and v)}
+        else:
+            given = {k: v for k, v in given.items() if v is not None}
+        rep = reporter()
+        try:
+            run_training(resume=resume, reporter=rep, **given)
+        finally:
+            rep.close()
+
+
+@app.command()
+def models():
+    """List the registry: parameters, reference accuracy and recipe of each model."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from toolkit.models import REGISTRY
+
+    table = Table("model", "params", "reference", "recipe", "source")
+    for spec in REGISTRY.values():
+        r = spec.recipe
+        params = sum(p.numel() for p in spec.build(10).parameters())
+        ref = "-" if spec.reference_accuracy is None else f"{spec.reference_accuracy:.2f}%"
+        recipe = f"{r.optimizer} lr {r.lr:g}, batch {r.batch_size}, {r.epochs} ep, {r.schedule}"
+        table.add_row(spec.name, f"{params / 1e6:.2f} M", ref, recipe, spec.source)
+    Console().print(table)
+
+
+def main() -> None:
+    app()

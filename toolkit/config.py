@@ -1,0 +1,82 @@
+"""Training configuration: a frozen dataclass whose unset fields come from the model's registry recipe."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from toolkit.data import DATASETS
+from toolkit.errors import ConfigError
+from toolkit.models import get_spec
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "multistep", "cosine", "onecycle")
+AMP_MODES = ("off", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "tutorial-cnn"
+    dataset: str = "cifar10"  # cifar10 | cifar100 | synthetic
+    data_dir: str | None = None  # None: $TOOLKIT_DATA or ./data
+    download: bool = True  # try torchvision's download when the set is missing
+    # Recipe fields: None means "the registry's value for this model".
+    epochs: int | None = None
+    batch_size: int | None = None  # global: images per optimizer step over all ranks
+    lr: float | None = None
+    optimizer: str | None = None
+    weight_decay: float | None = None
+    momentum: float | None = None
+    nesterov: bool | None = None
+    schedule: str | None = None
+    label_smoothing: float | None = None
+    augment: bool | None = None
+    normalize: bool | None = None
+    # Run
+    device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda[:N] | mps
+    limit_train: int | None = None  # first N training images only
+    limit_test: int | None = None  # first N test images only
+    seed: int = 0
+    out: str = "artifacts"
+    run_name: str | None = None  # None: <model>-<YYYYmmdd-HHMMSS>
+    eval_batch_size: int = 1000  # images per evaluation batch (no effect on results)
+    # Speed switches; recorded so exports and reports know how the weights were made.
+    amp: str = "off"  # off | bf16 | fp16 (fp16 uses a GradScaler)
+    channels_last: bool = False
+    compile: bool = False  # torch.compile the training model
+
+    def resolved(self) -> "TrainConfig":
+        """Fill recipe fields from the registry, name the run, and validate everything."""
+        spec = get_spec(self.model)
+        recipe = asdict(spec.recipe)
+        filled = {k: recipe[k] for k in recipe if getattr(self, k) is None}
+        cfg = replace(self, **filled)
+        if cfg.run_name is None:
+            cfg = replace(cfg, run_name=f"{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}")
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "eval_batch_size": self.eval_batch_size,
+                    "limit_train": self.limit_train, "limit_test": self.limit_test}
+        for name, value in positive.items():
+            if value is not None and value < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+        if self.lr is not None and not self.lr > 0:
+            raise ConfigError(f"--lr must be positive, got {self.lr}")
+        choices = {"dataset": (self.dataset, DATASETS), "optimizer": (self.optimizer, OPTIMIZERS),
+                   "schedule": (self.schedule, SCHEDULES), "amp": (self.amp, AMP_MODES)}
+        for name, (value, allowed) in choices.items():
+            if value is not None and value not in allowed:
+                raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
+        if self.run_name is not None and (not self.run_name or "/" in self.run_name or self.run_name in (".", "..")):
+            raise ConfigError(f"--run-name {self.run_name!r} must be a plain folder name")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})

@@ -1,0 +1,49 @@
+"""Device choice: auto picks cuda > mps > cpu; an explicit device that is not there is an error."""
+
+from __future__ import annotations
+
+import torch
+
+from toolkit.errors import DeviceError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
+def available_devices() -> list[str]:
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found.append("cuda")
+    if mps_available():
+        found.append("mps")
+    return found
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """The torch.device for `name` ('auto', 'cpu', 'cuda', 'cuda:N' or 'mps')."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps_available() else "cpu")
+    kind = name.split(":")[0]
+    if kind not in DEVICES:
+        raise DeviceError(f"unknown device {name!r}; choose one of: {', '.join(DEVICES)}")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise DeviceError(f"device {name!r} is not available ({why}); use --device cpu or auto")
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise DeviceError(f"device {name!r} is not available: {torch.cuda.device_count()} GPU(s) visible")
+    if kind == "mps" and not mps_available():
+        raise DeviceError(f"device {name!r} is not available (no Apple MPS backend); use --device cpu or auto")
+    return torch.device(name)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued device work, so a timer around it measures the work, not its launch."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()

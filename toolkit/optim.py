@@ -1,0 +1,48 @@
+"""Optimizers and learning-rate schedules.
+
+Fused optimizers matter on CPU too: the default (foreach) Adam step for the tutorial CNN's 25.8 M
+parameters took ~98 ms of a ~240 ms batch-64 step on a Xeon; `fused=True` does it in ~16 ms.
+The schedule is a pure function of the step, so a resumed run needs no scheduler state.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from toolkit.config import TrainConfig
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> tuple[torch.optim.Optimizer, bool]:
+    """The optimizer and whether it is fused (fused kernels exist for cpu/cuda/mps in torch >= 2.4)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        make = lambda **kw: torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,  # noqa: E731
+                                            weight_decay=cfg.weight_decay, **kw)
+    else:
+        cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        make = lambda **kw: cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kw)  # noqa: E731
+    try:
+        return make(fused=True), True
+    except (RuntimeError, TypeError, ValueError):  # older torch, or a device without fused kernels
+        return make(), False
+
+
+def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
+    """Learning rate for optimizer step `step` (0-based) of `total_steps`."""
+    frac = step / max(total_steps, 1)
+    if cfg.schedule == "multistep":  # He et al.: divide by 10 at 50 % and 75 % of training
+        return cfg.lr * 0.1 ** ((frac >= 0.5) + (frac >= 0.75))
+    if cfg.schedule == "cosine":
+        return 0.5 * cfg.lr * (1 + math.cos(math.pi * frac))
+    if cfg.schedule == "onecycle":  # linear warm-up over the first 20 %, then linear decay to zero
+        warm = 0.2
+        return cfg.lr * ((step + 1) / (warm * total_steps) if frac < warm else (1 - frac) / (1 - warm))
+    return cfg.lr
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr

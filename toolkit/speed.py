@@ -1,0 +1,77 @@
+"""Speed switches for training: AMP (bf16/fp16), channels_last and torch.compile, in one place.
+
+bf16 autocast pays on CPUs with AMX (Intel Sapphire Rapids and later) and on recent GPUs; on an AVX2-only
+CPU it is usually slower than fp32. fp16 needs a GradScaler to keep small gradients from underflowing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def compile_unavailable_reason() -> str | None:
+    """Why torch.compile cannot run here, or None when it can."""
+    try:
+        import torch._dynamo
+        if not torch._dynamo.is_dynamo_supported():
+            return f"torch.compile does not support Python {sys.version_info.major}.{sys.version_info.minor} here"
+    except Exception as exc:  # pragma: no cover - import-time failures differ between builds
+        return f"torch.compile cannot load ({type(exc).__name__})"
+    if not any(shutil.which(cc) for cc in ("cc", "gcc", "clang", "cl")):
+        return "torch.compile needs a C/C++ compiler on PATH for CPU code"
+    return None
+
+
+class SpeedSetup:
+    def __init__(self, cfg, device: torch.device):
+        self.device, self.amp, self.channels_last = device, cfg.amp, cfg.channels_last
+        self.compile_requested = cfg.compile
+        self.compile_skipped = compile_unavailable_reason() if cfg.compile else None
+        self.compiled = cfg.compile and self.compile_skipped is None
+        self.scaler = torch.amp.GradScaler(device.type) if cfg.amp == "fp16" else None
+
+    @staticmethod
+    def autocast(device: torch.device, amp: str):
+        if amp == "off":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+        return torch.autocast(device_type=device.type, dtype=dtype)
+
+    def prepare_model(self, model: nn.Module) -> nn.Module:
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+
+    def wrap_for_training(self, model: nn.Module) -> nn.Module:
+        """The module the loop calls: compiled when asked and possible (weights stay shared)."""
+        return torch.compile(model) if self.compiled else model
+
+    def step(self, model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+             label_smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
+        with self.autocast(self.device, self.amp):
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        return loss, logits
+
+    def state_dict(self) -> dict | None:
+        return self.scaler.state_dict() if self.scaler is not None else None
+
+    def load_state_dict(self, state: dict | None) -> None:
+        if self.scaler is not None and state:
+            self.scaler.load_state_dict(state)
+
+    def describe(self) -> dict:
+        return {"amp": self.amp, "channels_last": self.channels_last, "compiled": self.compiled,
+                "compile_skipped": self.compile_skipped}
