@@ -27,8 +27,8 @@ def versions() -> dict[str, str]:
     import torchvision
 
     from toolkit import __version__
-    return {"toolkit": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "numpy": numpy.__version__, "python": platform.python_version()}
+    return {"toolkit": __version__, "torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
+            "numpy": str(numpy.__version__), "python": platform.python_version()}
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:

@@ -1,0 +1,48 @@
+"""Shared fixtures: a real CIFAR-10 folder when one can be had, and small official-layout fakes."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED_BUILD = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10" / "build.py"
+
+
+@pytest.fixture(scope="session")
+def real_cifar_dir(tmp_path_factory) -> Path:
+    """A folder holding cifar-10-batches-py/: $TOOLKIT_TEST_DATA, else rebuilt from ../shared, else skip."""
+    given = os.environ.get("TOOLKIT_TEST_DATA")
+    if given and (Path(given) / "cifar-10-batches-py" / "batches.meta").is_file():
+        return Path(given)
+    if not SHARED_BUILD.is_file():
+        pytest.skip("real CIFAR-10 unavailable: set TOOLKIT_TEST_DATA or place ../shared beside the repo")
+    dest = tmp_path_factory.mktemp("cifar10")
+    subprocess.run([sys.executable, str(SHARED_BUILD), str(dest)], check=True, capture_output=True)
+    return dest
+
+
+def write_pickle(path: Path, obj) -> None:
+    with open(path, "wb") as f:
+        pickle.dump(obj, f, protocol=2)
+
+
+def make_batch(rows: int, seed: int = 0, num_classes: int = 10) -> dict:
+    rng = np.random.default_rng(seed)
+    return {"batch_label": "fake", "labels": rng.integers(0, num_classes, rows).tolist(),
+            "data": rng.integers(0, 256, (rows, 3072), dtype=np.uint8)}
+
+
+@pytest.fixture
+def fake_cifar(tmp_path) -> Path:
+    """An official-layout cifar-10-batches-py/ with a full-size (10,000-row) test batch only."""
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    write_pickle(folder / "batches.meta", {"label_names": [f"c{i}" for i in range(10)], "num_cases_per_batch": 10000})
+    write_pickle(folder / "test_batch", make_batch(10_000))
+    return folder

@@ -1,0 +1,100 @@
+import json
+import os
+import signal
+
+import pytest
+import torch
+
+from toolkit.checkpoint import load_checkpoint, model_from_checkpoint
+from toolkit.errors import Interrupted, TrainingDiverged
+from toolkit.train import train
+
+SMALL = dict(dataset="synthetic", limit_train=96, limit_test=64, batch_size=32, eval_batch_size=64)
+
+
+def _weights(run_dir):
+    ckpt = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+    return ckpt["state_dict"], ckpt
+
+
+def test_train_writes_self_describing_run(tmp_path):
+    result = train(model="tutorial-cnn", epochs=2, out=str(tmp_path), run_name="r", **SMALL)
+    run = tmp_path / "r"
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt", "metrics.jsonl", "summary.json"]
+    state, ckpt = _weights(run)  # weights_only=True: plain containers and tensors only
+    assert ckpt["model"]["name"] == "tutorial-cnn" and ckpt["epoch"] == 2
+    assert ckpt["train_config"]["lr"] == 1e-3 and ckpt["train_config"]["optimizer"] == "adam"
+    assert ckpt["input"]["mean"] == [0.0, 0.0, 0.0] and len(ckpt["classes"]) == 10
+    assert {"torch", "toolkit", "python"} <= set(ckpt["versions"]) and ckpt["optimizer"]["state"]
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in lines] == [1, 2]
+    assert {"train_loss", "train_acc", "test_acc", "img_per_s", "epoch_seconds"} <= set(lines[0])
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["final_test_acc"] == lines[-1]["test_acc"] == result.summary["final_test_acc"]
+    assert summary["reference_accuracy"] is None and summary["device"] == "cpu"
+    model = model_from_checkpoint(load_checkpoint(run))
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, result.model.state_dict()[k])
+
+
+def test_resume_continues_exactly(tmp_path):
+    # A constant schedule: with a decaying one, the lr depends on the total epochs, which resume extends.
+    cfg = dict(model="resnet20", out=str(tmp_path), augment=True, schedule="constant", **SMALL)
+    train(epochs=3, run_name="straight", **cfg)
+    train(epochs=1, run_name="split", **cfg)
+    train(resume=tmp_path / "split", epochs=3)
+    a, ca = _weights(tmp_path / "straight")
+    b, cb = _weights(tmp_path / "split")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert [m["test_acc"] for m in ca["metrics"]] == [m["test_acc"] for m in cb["metrics"]]
+
+
+def test_ctrl_c_writes_resumable_checkpoint(tmp_path):
+    cfg = dict(model="resnet20", out=str(tmp_path), epochs=2, **SMALL)
+    train(run_name="straight", **cfg)
+
+    def press_ctrl_c(epoch, i):
+        if (epoch, i) == (0, 1):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(Interrupted, match=r"resume with: toolkit train --resume .*checkpoint.pt"):
+        train(run_name="cut", step_hook=press_ctrl_c, **cfg)
+    _, cut = _weights(tmp_path / "cut")
+    assert cut["progress"]["batch"] == 2 and cut["epoch"] == 0
+    train(resume=tmp_path / "cut" / "checkpoint.pt")
+    a, ca = _weights(tmp_path / "straight")
+    b, cb = _weights(tmp_path / "cut")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert ca["metrics"][-1]["train_loss"] == pytest.approx(cb["metrics"][-1]["train_loss"], rel=1e-9)
+
+
+def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
+    cfg = dict(model="resnet20", out=str(tmp_path), run_name="nan", **SMALL)
+    train(epochs=1, **cfg)
+    before, _ = _weights(tmp_path / "nan")
+
+    def poison(epoch, i):  # a weight turns NaN mid-run, as after an overflow
+        if epoch == 1:
+            with torch.no_grad():
+                next(model_ref[0].parameters()).fill_(float("nan"))
+
+    import toolkit.train as train_mod
+    model_ref = []
+    original = train_mod._Trainer._build
+
+    def build_and_grab(self):
+        original(self)
+        model_ref.append(self.model)
+
+    train_mod._Trainer._build = build_and_grab
+    try:
+        with pytest.raises(TrainingDiverged, match="loss became NaN/inf in epoch 2.*last good checkpoint is kept"):
+            train(resume=tmp_path / "nan", epochs=2, step_hook=poison)
+    finally:
+        train_mod._Trainer._build = original
+    after, ckpt = _weights(tmp_path / "nan")
+    assert ckpt["epoch"] == 1
+    for k in before:
+        assert torch.equal(before[k], after[k])
