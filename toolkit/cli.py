@@ -105,5 +105,69 @@ def models():
     Console().print(table)
 
 
+@app.command()
+def export(
+    source: Annotated[Optional[str], typer.Argument(help="Run folder or checkpoint [newest run in artifacts/].")] = None,
+    format: Annotated[str, Opt(help="torchscript | onnx | all.")] = "all",
+    exporter: Annotated[str, Opt(help="ONNX exporter: dynamo | torchscript (torch.onnx.export dynamo=).")] = "dynamo",
+    opset: Annotated[int, Opt(help="ONNX opset.")] = 18,
+    ts_mode: Annotated[str, Opt(help="TorchScript: trace | script.")] = "trace",
+):
+    """Export a run to model.ts / model.onnx; each file is re-loaded and checked against eager first."""
+    from toolkit.export import FORMATS, export as run_export, latest_run
+
+    with user_errors():
+        if source is None:
+            source = str(latest_run())
+            typer.echo(f"using the newest run: {source}")
+        formats = FORMATS if format == "all" else (format,)
+        result = run_export(source, formats, exporter=exporter, opset=opset, ts_mode=ts_mode)
+    for fmt, path in result.files.items():
+        c = result.checks[fmt]
+        typer.echo(f"{fmt}: {path}  (re-loaded; batches {'/'.join(map(str, c['batch_sizes']))} match eager, "
+                   f"max |diff| {c['max_abs_diff']:.1e}, {c['seconds']:.1f} s)")
+    typer.echo(f"manifest: {result.run_dir / 'manifest.json'}")
+
+
+@app.command()
+def verify(
+    run_dir: Annotated[Optional[str], typer.Argument(help="Run folder [newest run in artifacts/].")] = None,
+    runtime: Annotated[Optional[list[str]], Opt(help="Runtimes to check [every exported one].")] = None,
+    device: Annotated[Optional[list[str]], Opt(help="Devices [every available one].")] = None,
+    limit: Annotated[Optional[int], Opt(help="Use the first N test images [all].")] = None,
+    data_dir: Annotated[Optional[str], Opt(help="Data folder [the run's, else $TOOLKIT_DATA or ./data].")] = None,
+    atol: Annotated[float, Opt(help="Max |logit difference|.")] = 1e-4,
+    min_agreement: Annotated[float, Opt(help="Min top-1 agreement, percent.")] = 99.9,
+    max_acc_delta: Annotated[float, Opt(help="Max accuracy difference, points.")] = 0.1,
+    batch_size: Annotated[int, Opt(help="Images per batch.")] = 500,
+    threads: Annotated[Optional[int], Opt(help="CPU threads for every runtime [all cores].")] = None,
+):
+    """Compare every exported runtime x device with eager fp32 CPU on the test set; exit 1 on disagreement."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from toolkit.parity import Thresholds, verify as run_verify
+    from toolkit.report import PARITY_COLUMNS, parity_rows, write_parity
+
+    with user_errors():
+        if batch_size < 1:
+            raise ToolkitError(f"--batch-size must be a positive integer, got {batch_size}")
+        result = run_verify(run_dir, runtimes=runtime, devices=device, limit=limit, data_dir=data_dir,
+                            thresholds=Thresholds(atol, min_agreement, max_acc_delta), batch_size=batch_size,
+                            threads=threads)
+        files = write_parity(result, result.run_dir)
+    table = Table(*PARITY_COLUMNS, title=f"{result.model}: {result.samples} test images")
+    for row in parity_rows(result):
+        table.add_row(*row)
+    Console(width=200).print(table)
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+    typer.echo(f"wrote {files[0]} and {files[1]}")
+    if not result:
+        for line in result.failures:
+            typer.echo(line, err=True)
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()

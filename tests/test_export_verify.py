@@ -1,0 +1,127 @@
+"""`toolkit export` and `toolkit verify` through the CLI, including a verify that must fail."""
+
+import json
+import shutil
+
+import onnx
+import pytest
+from onnx import numpy_helper
+from typer.testing import CliRunner
+
+from tests.helpers import tiny_run
+from tests.test_cli_train import assert_one_line_error
+from toolkit.cli import app
+from toolkit.export import sha256
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def exported_run(tmp_path_factory):
+    run_dir = tiny_run(tmp_path_factory.mktemp("runs"), "resnet20")
+    r = run("export", run_dir)
+    assert r.exit_code == 0, r.output
+    return run_dir
+
+
+@pytest.fixture
+def run_copy(exported_run, tmp_path):
+    dest = tmp_path / "run"
+    shutil.copytree(exported_run, dest)
+    return dest
+
+
+def test_export_writes_checked_files_and_manifest(exported_run):
+    assert {p.name for p in exported_run.iterdir()} >= {"model.ts", "model.onnx", "manifest.json"}
+    assert not list(exported_run.glob(".*.tmp"))
+    m = json.loads((exported_run / "manifest.json").read_text())
+    assert m["model"] == "resnet20" and m["input"]["layout"] == "NCHW" and len(m["classes"]) == 10
+    assert m["source_checkpoint"]["sha256"] == sha256(exported_run / "checkpoint.pt")
+    onnx_entry = m["files"]["model.onnx"]
+    assert onnx_entry["sha256"] == sha256(exported_run / "model.onnx")
+    assert onnx_entry["exporter"] == "dynamo" and onnx_entry["opset"] == 18
+    assert onnx_entry["batch_sizes"] == [1, 7, 256] and onnx_entry["max_abs_diff"] < 1e-4
+    assert {"torch", "onnx", "onnxruntime"} <= set(m["versions"])
+    proto = onnx.load(str(exported_run / "model.onnx"))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta["toolkit.model"] == "resnet20" and meta["toolkit.source_sha256"] == m["source_checkpoint"]["sha256"]
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # a symbolic batch axis
+    onnx.checker.check_model(proto, full_check=True)
+
+
+def test_verify_passes_and_writes_reports(run_copy):
+    r = run("verify", run_copy)
+    assert r.exit_code == 0, r.output
+    parity = json.loads((run_copy / "parity.json").read_text())
+    assert parity["passed"] and parity["samples"] == 1024 and parity["reference"]["tf32"] is False
+    labels = {(e["runtime"], e["device"]) for e in parity["entries"]}
+    assert labels == {("torchscript", "cpu"), ("onnxruntime", "cpu")}
+    for e in parity["entries"]:
+        assert e["agreement"] == 100.0 and e["max_abs"] < 1e-4 and e["file_matches_manifest"] is True
+    assert "| onnxruntime | cpu | CPUExecutionProvider" in (run_copy / "parity.md").read_text()
+
+
+def test_verify_fails_on_a_perturbed_onnx_weight(run_copy):
+    path = run_copy / "model.onnx"
+    proto = onnx.load(str(path))
+    init = max(proto.graph.initializer, key=lambda t: len(t.raw_data) or len(t.float_data))
+    w = numpy_helper.to_array(init).copy()
+    w.flat[0] += 0.5
+    init.CopyFrom(numpy_helper.from_array(w, init.name))
+    onnx.save(proto, str(path))
+    r = run("verify", run_copy)
+    assert r.exit_code == 1
+    assert "onnxruntime/cpu: max |diff|" in r.stderr and "> atol 0.0001 on batch" in r.stderr
+    assert "torchscript" not in r.stderr
+    parity = json.loads((run_copy / "parity.json").read_text())
+    assert not parity["passed"]
+    assert any("sha256 differs" in n for n in parity["notes"])
+
+
+def test_export_newest_run_by_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert_one_line_error(run("export"), "no trained run under artifacts/", "toolkit train")
+    tiny_run(tmp_path / "artifacts", "resnet20", "only")
+    r = run("export", "--format", "torchscript")
+    assert r.exit_code == 0, r.output
+    assert "using the newest run: artifacts/only" in r.stdout and (tmp_path / "artifacts/only/model.ts").exists()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--format", "tflite"], "unknown format tflite"),
+    (["--exporter", "fx"], "unknown ONNX exporter 'fx'"),
+    (["--opset", "9"], "--opset 9 is too old"),
+])
+def test_export_bad_options(exported_run, args, fragment):
+    assert_one_line_error(run("export", exported_run, *args), fragment)
+
+
+def test_bad_files_and_runs(run_copy, tmp_path):
+    onnx_bytes = (run_copy / "model.onnx").read_bytes()
+    (run_copy / "model.onnx").write_bytes(onnx_bytes[: len(onnx_bytes) // 3])
+    assert_one_line_error(run("verify", run_copy, "--runtime", "onnxruntime"), "model.onnx: onnxruntime cannot load it")
+    (run_copy / "model.onnx").write_bytes(b"this is not onnx")
+    assert_one_line_error(run("verify", run_copy), "model.onnx: onnxruntime cannot load it")
+    (run_copy / "model.onnx").write_bytes(onnx_bytes)
+    (run_copy / "model.ts").write_bytes(b"PK\x03\x04 not torchscript")
+    assert_one_line_error(run("verify", run_copy), "model.ts: not a loadable TorchScript file")
+    assert_one_line_error(run("verify", tmp_path), "has no checkpoint.pt")
+    assert_one_line_error(run("export", tmp_path), "does not exist")
+    assert_one_line_error(run("verify", run_copy, "--device", "cuda"), "device 'cuda' is not available")
+    assert_one_line_error(run("verify", run_copy, "--runtime", "tensorrt"), "unknown runtime 'tensorrt'")
+
+
+def test_onnx_from_another_model_is_refused(run_copy, tmp_path):
+    other = tiny_run(tmp_path / "other", "fast-cnn")
+    assert run("export", other, "--format", "onnx").exit_code == 0
+    shutil.copy(other / "model.onnx", run_copy / "model.onnx")
+    assert_one_line_error(run("verify", run_copy), "was exported from model 'fast-cnn'", "re-run toolkit export")
+
+
+def test_verify_needs_exports_when_a_runtime_is_named(tmp_path):
+    bare = tiny_run(tmp_path, "resnet20")
+    assert_one_line_error(run("verify", bare, "--runtime", "onnxruntime"), "has no model.onnx", "toolkit export")

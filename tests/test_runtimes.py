@@ -1,0 +1,44 @@
+"""One interface test over every runtime x every registry model: the shared contract, checked for all."""
+
+import pytest
+import torch
+
+from tests.helpers import tiny_run
+from toolkit.checkpoint import load_checkpoint, model_from_checkpoint
+from toolkit.export import export
+from toolkit.models import list_models
+from toolkit.runtimes import RUNTIMES, open_runtime, runtime_class
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """Every registry model trained for one step and exported to every format (dynamo ONNX)."""
+    out = tmp_path_factory.mktemp("runs")
+    runs = {}
+    for name in list_models():
+        run = tiny_run(out, name)
+        export(run)
+        runs[name] = run
+    return runs
+
+
+@pytest.mark.parametrize("model", list_models())
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_runtime_interface(exported, runtime, model):
+    run = exported[model]
+    rt = open_runtime(runtime, run / runtime_class(runtime).filename, "cpu", threads=1)
+    x = torch.randn(3, 3, 32, 32)
+    out = rt.run(x)
+    assert out.shape == (3, 10) and out.dtype == torch.float32 and out.device.type == "cpu"
+    ref = model_from_checkpoint(load_checkpoint(run))(x).detach()
+    assert torch.allclose(out, ref, atol=1e-4, rtol=1e-4)
+    info = rt.describe()
+    assert info["runtime"] == runtime == rt.name and info["device"] == "cpu" and info["threads"] == 1
+    assert info["provider"] and rt.label == f"{runtime}/cpu"
+
+
+@pytest.mark.parametrize("model", list_models())
+def test_legacy_onnx_exporter_works_for_every_model(exported, model, tmp_path):
+    result = export(exported[model], ("onnx",), exporter="torchscript")
+    assert result.checks["onnx"]["batch_sizes"] == [1, 7, 256]
+    assert result.manifest["files"]["model.onnx"]["exporter"] == "torchscript"

@@ -1,0 +1,192 @@
+"""Run every exported runtime on every device over the test set and compare it with eager fp32 on CPU.
+
+`verify(run_dir)` returns a ParityResult: truthy when every runtime passes, with per-runtime figures
+(accuracy and its delta, top-1 agreement, max / mean / p99 |logit difference|, worst batch) and failure
+lines that name the culprit ("onnxruntime/cpu: max |diff| 3.1e-3 > atol 1e-4 on batch 17").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from toolkit.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from toolkit.data import load_dataset
+from toolkit.device import available_devices
+from toolkit.errors import ConfigError, DeviceError, ToolkitError
+from toolkit.export import MANIFEST, latest_run, sha256
+from toolkit.loader import TensorLoader
+from toolkit.runtimes import RUNTIMES, open_runtime, runtime_class
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    atol: float = 1e-4  # max |logit difference| allowed against eager fp32 CPU
+    min_agreement: float = 99.9  # percent of samples whose top-1 class must match the reference
+    max_acc_delta: float = 0.1  # accuracy points a runtime may differ from the reference by
+
+
+@dataclass
+class RuntimeParity:
+    runtime: str
+    device: str
+    details: dict[str, Any]  # provider, threads, ... as read back from the runtime
+    accuracy: float
+    acc_delta: float
+    agreement: float
+    max_abs: float
+    mean_abs: float
+    p99_abs: float
+    worst_batch: int
+    file_matches_manifest: bool | None
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.runtime}/{self.device}"
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+@dataclass
+class ParityResult:
+    run_dir: Path
+    model: str
+    dataset: str
+    samples: int
+    batch_size: int
+    reference: dict[str, Any]
+    thresholds: Thresholds
+    entries: list[RuntimeParity]
+    notes: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return all(e.passed for e in self.entries)
+
+    @property
+    def failures(self) -> list[str]:
+        return [f for e in self.entries for f in e.failures]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["run_dir"] = str(self.run_dir)
+        d["passed"] = bool(self)
+        for e, entry in zip(d["entries"], self.entries):
+            e["passed"] = entry.passed
+        return d
+
+
+def _judge(e: RuntimeParity, t: Thresholds) -> None:
+    if e.max_abs > t.atol:
+        e.failures.append(f"{e.label}: max |diff| {e.max_abs:.2g} > atol {t.atol:g} on batch {e.worst_batch}")
+    if e.agreement < t.min_agreement:
+        e.failures.append(f"{e.label}: top-1 agreement {e.agreement:.2f}% < {t.min_agreement:g}%")
+    if abs(e.acc_delta) > t.max_acc_delta:
+        e.failures.append(f"{e.label}: accuracy delta {e.acc_delta:+.2f} pt exceeds {t.max_acc_delta:g} pt")
+
+
+def _check_identity(runtime, ckpt: dict) -> None:
+    """A file exported from another model must not be compared as if it were this one."""
+    meta = getattr(runtime, "metadata", None)
+    if meta is not None and meta.get("toolkit.model") not in (None, ckpt["model"]["name"]):
+        raise ToolkitError(f"{runtime.path} was exported from model {meta['toolkit.model']!r}, but the checkpoint "
+                           f"is {ckpt['model']['name']!r}; re-run toolkit export")
+
+
+def _candidates(run_dir: Path, runtimes, devices) -> list[tuple[str, str]]:
+    present = available_devices()
+    for d in devices or ():
+        if d not in present:
+            raise DeviceError(f"device {d!r} is not available here (found: {', '.join(present)})")
+    pairs = []
+    for name in runtimes or RUNTIMES:
+        cls = runtime_class(name)
+        if not (run_dir / cls.filename).is_file():
+            if runtimes:  # asked for by name: say how to get it
+                raise ConfigError(f"{run_dir} has no {cls.filename}; run `toolkit export {run_dir}` first")
+            continue
+        for d in devices or present:
+            if d in cls.devices and (name, d) != ("eager", "cpu"):
+                pairs.append((name, d))
+    return pairs
+
+
+def verify(run_dir: str | os.PathLike | None = None, *, runtimes: list[str] | None = None,
+           devices: list[str] | None = None, limit: int | None = None, data_dir: str | None = None,
+           thresholds: Thresholds = Thresholds(), batch_size: int = 500, threads: int | None = None,
+           artifacts: str | os.PathLike = "artifacts") -> ParityResult:
+    run_dir = Path(run_dir) if run_dir is not None else latest_run(artifacts)
+    if not (run_dir / CHECKPOINT_NAME).is_file():
+        raise ConfigError(f"{run_dir} has no {CHECKPOINT_NAME}; pass a run folder written by toolkit train")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be a positive integer, got {limit}")
+    ckpt = load_checkpoint(run_dir)
+    pairs = _candidates(run_dir, runtimes, devices)
+    cfg = ckpt["train_config"]
+    test = load_dataset(cfg["dataset"], False, data_dir or cfg.get("data_dir"), limit=limit,
+                        download=cfg.get("download", True), seed=cfg["seed"])
+    loader = TensorLoader(test, batch_size, mean=tuple(ckpt["input"]["mean"]), std=tuple(ckpt["input"]["std"]))
+    batches = list(loader.epoch(0))
+    labels = torch.cat([y for _, y in batches])
+
+    # TF32 would move CUDA logits by ~1e-2; parity is about the export, not the GPU's fast math.
+    tf32 = {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32}
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        reference = open_runtime("eager", run_dir / CHECKPOINT_NAME, "cpu", threads)
+        ref_logits = [reference.run(x) for x, _ in batches]
+        ref_all = torch.cat(ref_logits)
+        ref_acc = 100.0 * int((ref_all.argmax(1) == labels).sum()) / len(labels)
+        manifest = _read_manifest(run_dir)
+        entries = []
+        for name, device in pairs:
+            rt = open_runtime(name, run_dir / runtime_class(name).filename, device, threads)
+            _check_identity(rt, ckpt)
+            entries.append(_compare(rt, batches, ref_logits, labels, ref_acc, manifest, thresholds))
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32["matmul"], tf32["cudnn"]
+    notes = []
+    if manifest and manifest.get("source_checkpoint", {}).get("sha256") != sha256(run_dir / CHECKPOINT_NAME):
+        notes.append("the checkpoint changed after the export; re-run toolkit export")
+    for e in entries:
+        if e.file_matches_manifest is False:
+            notes.append(f"{e.label}: file sha256 differs from {MANIFEST}; it was modified after export")
+    ref_info = {**reference.describe(), "accuracy": ref_acc, "tf32": False}
+    return ParityResult(run_dir, ckpt["model"]["name"], cfg["dataset"], len(labels), batch_size, ref_info,
+                        thresholds, entries, notes)
+
+
+def _read_manifest(run_dir: Path) -> dict:
+    with contextlib.suppress(OSError, ValueError):
+        return json.loads((run_dir / MANIFEST).read_text())
+    return {}
+
+
+def _compare(rt, batches, ref_logits, labels, ref_acc, manifest, t: Thresholds) -> RuntimeParity:
+    diffs, agree, correct, worst, worst_batch = [], 0, 0, -1.0, 0
+    for i, ((x, y), ref) in enumerate(zip(batches, ref_logits)):
+        out = rt.run(x)
+        d = (out - ref).abs()
+        diffs.append(d.flatten())
+        if float(d.max()) > worst:
+            worst, worst_batch = float(d.max()), i
+        agree += int((out.argmax(1) == ref.argmax(1)).sum())
+        correct += int((out.argmax(1) == y).sum())
+    all_d = torch.cat(diffs).double()
+    n = len(labels)
+    entry_file = manifest.get("files", {}).get(rt.path.name)
+    matches = None if entry_file is None else entry_file.get("sha256") == sha256(rt.path)
+    acc = 100.0 * correct / n
+    e = RuntimeParity(rt.name, rt.device, rt.describe(), acc, acc - ref_acc, 100.0 * agree / n,
+                      float(all_d.max()), float(all_d.mean()), float(torch.quantile(all_d, 0.99)), worst_batch,
+                      matches)
+    _judge(e, t)
+    return e

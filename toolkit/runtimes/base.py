@@ -1,0 +1,32 @@
+"""The interface every runtime implements: open a file for a device, run a batch, say what it really uses."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class Runtime(ABC):
+    name: str = ""
+    #: file in a run folder that this runtime loads
+    filename: str = ""
+    #: devices this runtime can use at all; which are present is checked when it opens
+    devices: tuple[str, ...] = ("cpu",)
+
+    def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None):
+        self.path, self.device, self.requested_threads = Path(path), device, threads
+
+    @abstractmethod
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (float32, CPU) for a float32 NCHW batch; device work is finished when this returns."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """What the runtime actually uses, read back from it: provider, threads, device."""
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}/{self.device}"

@@ -1,0 +1,39 @@
+"""PyTorch eager mode from the checkpoint itself: the reference every other runtime is compared with."""
+
+from __future__ import annotations
+
+import torch
+
+from toolkit.checkpoint import load_checkpoint, model_from_checkpoint
+from toolkit.device import pick_device, synchronize
+from toolkit.runtimes.base import Runtime
+
+
+class EagerRuntime(Runtime):
+    name = "eager"
+    filename = "checkpoint.pt"
+    devices = ("cpu", "cuda", "mps")
+
+    def __init__(self, path, device="cpu", threads=None, *, channels_last: bool = False):
+        super().__init__(path, device, threads)
+        self.torch_device = pick_device(device)
+        if threads:
+            torch.set_num_threads(threads)
+        self.checkpoint = load_checkpoint(path)
+        self.model = model_from_checkpoint(self.checkpoint).to(self.torch_device)
+        self.channels_last = channels_last
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.torch_device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        out = self.model(x).float().cpu()
+        synchronize(self.torch_device)
+        return out
+
+    def describe(self):
+        return {"runtime": self.name, "device": self.device, "provider": f"torch {torch.__version__}",
+                "threads": torch.get_num_threads(), "channels_last": self.channels_last}
