@@ -31,6 +31,49 @@ def versions() -> dict[str, str]:
             "numpy": str(numpy.__version__), "python": platform.python_version()}
 
 
+def make_payload(cfg, model: nn.Module, classes, mean, std, *, progress: dict | None = None,
+                 optimizer: dict | None = None, grad_scaler: dict | None = None, world_size: int = 1) -> dict:
+    """Everything a checkpoint holds besides the format marker; `cfg` is a resolved TrainConfig."""
+    from toolkit.data import num_classes
+    from toolkit.models import get_spec
+
+    spec = get_spec(cfg.model)
+    progress = progress or {"epoch": 0, "batch": 0, "global_step": 0, "partial": None, "metrics": [],
+                            "elapsed": 0.0}
+    return {
+        "model": {"name": cfg.model, "num_classes": num_classes(cfg.dataset),
+                  "reference_accuracy": spec.reference_accuracy, "source": spec.source},
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "train_config": cfg.to_dict(),
+        "epoch": progress["epoch"],
+        "progress": progress,
+        "optimizer": optimizer or {},
+        "grad_scaler": grad_scaler,
+        "metrics": progress["metrics"],
+        "classes": list(classes),
+        "input": {"shape": [3, 32, 32], "layout": "NCHW", "dtype": "float32", "channel_order": "RGB",
+                  "scale": "pixel / 255", "mean": list(mean), "std": list(std)},
+        "versions": versions(),
+        "seed": cfg.seed,
+        "world_size": world_size,
+    }
+
+
+def write_untrained(model_name: str, run_dir: str | os.PathLike, seed: int = 0) -> Path:
+    """A checkpoint of freshly initialised weights, for benchmarking a model nobody trained yet."""
+    from toolkit.config import TrainConfig
+    from toolkit.data import CIFAR10_CLASSES, normalization
+    from toolkit.models import create_model
+
+    cfg = TrainConfig(model=model_name, run_name=Path(run_dir).name, seed=seed).resolved()
+    torch.manual_seed(seed)
+    mean, std = normalization(cfg.dataset, cfg.normalize)
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    path = Path(run_dir) / CHECKPOINT_NAME
+    save_checkpoint(path, make_payload(cfg, create_model(model_name), CIFAR10_CLASSES, mean, std))
+    return path
+
+
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     """Write atomically: the previous checkpoint stays intact until the new one is complete."""
     with atomic_path(path) as tmp:

@@ -169,5 +169,57 @@ def verify(
         raise typer.Exit(1)
 
 
+def _int_list(text: str, option: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ToolkitError(f"{option} takes comma-separated positive integers, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise ToolkitError(f"{option} takes comma-separated positive integers, got {text!r}")
+    return values
+
+
+@app.command()
+def bench(
+    run_dir: Annotated[Optional[str], typer.Argument(help="Run folder with exports [newest run in artifacts/].")] = None,
+    model: Annotated[Optional[str], Opt(help="Benchmark a fresh (untrained) model of this registry entry.")] = None,
+    runtime: Annotated[Optional[list[str]], Opt(help="Runtimes [every exported one].")] = None,
+    device: Annotated[Optional[list[str]], Opt(help="Devices [every available one].")] = None,
+    batch_sizes: Annotated[str, Opt(help="Comma-separated inference batch sizes.")] = "1,32,256",
+    threads: Annotated[Optional[int], Opt(help="CPU threads for every runtime [all cores].")] = None,
+    rounds: Annotated[int, Opt(help="Timed calls per case.")] = 30,
+    warmup: Annotated[int, Opt(help="Untimed calls per case after the first.")] = 5,
+    budget: Annotated[float, Opt(help="Max seconds of timed calls per case.")] = 15.0,
+    variants: Annotated[bool, Opt("--variants/--no-variants", help="Also ORT opt levels, channels_last, bf16.")] = False,
+    train: Annotated[bool, Opt("--train/--no-train", help="Also time training steps.")] = True,
+    train_steps: Annotated[int, Opt(help="Timed training steps per case.")] = 10,
+    out: Annotated[str, Opt(help="Artifacts folder (for --model runs and the default run).")] = "artifacts",
+):
+    """Time inference per runtime x device x batch and training per device; writes bench.json/.md/.png."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from toolkit.benchrun import BenchConfig, run_bench
+    from toolkit.report import INFER_COLUMNS, TRAIN_COLUMNS, inference_rows, training_rows, write_bench
+
+    with user_errors():
+        cfg = BenchConfig(runtimes=tuple(runtime) if runtime else None, devices=tuple(device) if device else None,
+                          batch_sizes=_int_list(batch_sizes, "--batch-sizes"), threads=threads, rounds=rounds,
+                          warmup=warmup, budget_s=budget, variants=variants, train=train, train_steps=train_steps)
+        result = run_bench(run_dir, model=model, config=cfg, out=out, progress=typer.echo)
+        files = write_bench(result, result["run_dir"])
+    console = Console(width=200)
+    table = Table(*INFER_COLUMNS, title=f"{result['model']} inference ({result['machine']['cpu_model']})")
+    for row in inference_rows(result):
+        table.add_row(*row)
+    console.print(table)
+    if result["training"]:
+        table = Table(*TRAIN_COLUMNS, title="training steps")
+        for row in training_rows(result):
+            table.add_row(*row)
+        console.print(table)
+    typer.echo("wrote " + ", ".join(map(str, files)))
+
+
 def main() -> None:
     app()

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from toolkit import distributed
-from toolkit.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, versions
+from toolkit.checkpoint import CHECKPOINT_NAME, load_checkpoint, make_payload, save_checkpoint, versions
 from toolkit.config import TrainConfig
 from toolkit.data import load_dataset, normalization, num_classes
 from toolkit.device import pick_device, synchronize
@@ -207,24 +207,10 @@ class _Trainer:
     def _save(self) -> None:
         if not self.dist.is_main:
             return
-        spec = get_spec(self.cfg.model)
-        save_checkpoint(self.run_dir / CHECKPOINT_NAME, {
-            "model": {"name": self.cfg.model, "num_classes": num_classes(self.cfg.dataset),
-                      "reference_accuracy": spec.reference_accuracy, "source": spec.source},
-            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "train_config": self.cfg.to_dict(),
-            "epoch": self.state["epoch"],
-            "progress": self.state,
-            "optimizer": self.optimizer.state_dict(),
-            "grad_scaler": self.speed.state_dict(),
-            "metrics": self.state["metrics"],
-            "classes": list(self.classes),
-            "input": {"shape": [3, 32, 32], "layout": "NCHW", "dtype": "float32", "channel_order": "RGB",
-                      "scale": "pixel / 255", "mean": list(self.mean), "std": list(self.std)},
-            "versions": versions(),
-            "seed": self.cfg.seed,
-            "world_size": self.dist.world_size,
-        })
+        save_checkpoint(self.run_dir / CHECKPOINT_NAME, make_payload(
+            self.cfg, self.model, self.classes, self.mean, self.std, progress=self.state,
+            optimizer=self.optimizer.state_dict(), grad_scaler=self.speed.state_dict(),
+            world_size=self.dist.world_size))
         write_text(self.run_dir / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in self.state["metrics"]))
 
     def _describe(self) -> dict[str, Any]:

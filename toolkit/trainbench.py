@@ -3,17 +3,19 @@
 The seed loop is reproduced as the tutorial runs it: torchvision's CIFAR10 item path (HWC uint8 ->
 PIL.Image -> ToTensor) behind a DataLoader with batch 64 and shuffle, and the default Adam. The toolkit
 loop is the one `toolkit train` runs (tensor-resident batches, fused optimizer, optional AMP and
-channels_last). Both time whole steps, data included, after a warm-up, with the device synchronized.
+channels_last). Each step is split into data / forward / backward / optimizer time, with the device
+synchronized at every boundary so a phase's time is its own work, after a warm-up.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass, replace
-from typing import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterator
 
 import torch
+import torch.nn.functional as F
 
 from toolkit.config import TrainConfig
 from toolkit.data import ImageSet
@@ -23,12 +25,18 @@ from toolkit.models import create_model
 from toolkit.optim import make_optimizer
 from toolkit.speed import SpeedSetup, tune_cpu_allocator
 
+PHASES = ("data", "forward", "backward", "optimizer")
+
 
 @dataclass
 class StepTiming:
     name: str
     batch_size: int
-    step_seconds: list[float]  # one entry per timed step
+    phases: dict[str, list[float]] = field(default_factory=lambda: {p: [] for p in PHASES})
+
+    @property
+    def step_seconds(self) -> list[float]:
+        return [sum(t) for t in zip(*self.phases.values())]
 
     @property
     def img_per_s(self) -> float:
@@ -41,9 +49,10 @@ class StepTiming:
         return statistics.stdev(s) / statistics.mean(s) if len(s) > 1 else 0.0
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "batch_size": self.batch_size, "steps": len(self.step_seconds),
-                "img_per_s": self.img_per_s, "median_step_ms": 1e3 * statistics.median(self.step_seconds),
-                "cv": self.cv}
+        steps = self.step_seconds
+        return {"name": self.name, "batch_size": self.batch_size, "steps": len(steps),
+                "img_per_s": self.img_per_s, "median_step_ms": 1e3 * statistics.median(steps), "cv": self.cv,
+                "phase_ms": {p: 1e3 * statistics.mean(v) for p, v in self.phases.items()}}
 
 
 class SeedStyleCIFAR(torch.utils.data.Dataset):
@@ -63,23 +72,29 @@ class SeedStyleCIFAR(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.data[i])), self.targets[i]
 
 
-def _cycle(loader) -> Iterator:
-    while True:
-        yield from loader
+def _time_steps(name: str, batches: Iterator, forward: Callable, backward: Callable, update: Callable,
+                batch_size: int, steps: int, warmup: int, device: torch.device) -> StepTiming:
+    timing = StepTiming(name, batch_size)
 
+    def mark() -> float:
+        synchronize(device)
+        return time.perf_counter()
 
-def _time_steps(name: str, batches: Iterator, step, batch_size: int, steps: int, warmup: int,
-                device: torch.device) -> StepTiming:
-    times = []
     for i in range(warmup + steps):
-        synchronize(device)
-        t0 = time.perf_counter()
+        t0 = mark()
         x, y = next(batches)  # data time counts: it is part of what a training step costs
-        step(x.to(device, non_blocking=True), y.to(device, non_blocking=True))
-        synchronize(device)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        t1 = mark()
+        loss = forward(x, y)
+        t2 = mark()
+        backward(loss)
+        t3 = mark()
+        update()
+        t4 = mark()
         if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    return StepTiming(name, batch_size, times)
+            for phase, dt in zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                timing.phases[phase].append(dt)
+    return timing
 
 
 def time_seed_loop(data: ImageSet, *, model: str = "tutorial-cnn", batch_size: int = 64, steps: int = 20,
@@ -92,13 +107,16 @@ def time_seed_loop(data: ImageSet, *, model: str = "tutorial-cnn", batch_size: i
     criterion = torch.nn.CrossEntropyLoss()
     loader = torch.utils.data.DataLoader(SeedStyleCIFAR(data), batch_size=batch_size, shuffle=True)
 
-    def step(x, y):
+    def forward(x, y):
         opt.zero_grad()
-        loss = criterion(net(x), y)
-        loss.backward()
-        opt.step()
+        return criterion(net(x), y)
 
-    return _time_steps("seed loop", _cycle(loader), step, batch_size, steps, warmup, dev)
+    def cycle():
+        while True:
+            yield from loader
+
+    return _time_steps("seed loop", cycle(), forward, lambda loss: loss.backward(), opt.step,
+                       batch_size, steps, warmup, dev)
 
 
 def time_toolkit_loop(data: ImageSet, *, model: str = "tutorial-cnn", batch_size: int = 64, steps: int = 20,
@@ -124,11 +142,22 @@ def time_toolkit_loop(data: ImageSet, *, model: str = "tutorial-cnn", batch_size
             yield from loader.epoch(epoch)
             epoch += 1
 
-    def step(x, y):
-        speed.step(step_model, opt, x, y, cfg.label_smoothing)
+    def forward(x, y):
+        opt.zero_grad(set_to_none=True)
+        with speed.autocast(dev, amp):
+            return F.cross_entropy(step_model(x), y, label_smoothing=cfg.label_smoothing)
 
-    label = name or "toolkit loop" + "".join(
+    def backward(loss):
+        (speed.scaler.scale(loss) if speed.scaler else loss).backward()
+
+    def update():
+        if speed.scaler:
+            speed.scaler.step(opt)
+            speed.scaler.update()
+        else:
+            opt.step()
+
+    label = name or "toolkit" + "".join(
         f" {s}" for s, on in (("amp-" + amp, amp != "off"), ("channels_last", channels_last),
                               ("compiled", speed.compiled)) if on)
-    return _time_steps(label, batches(), step, batch_size, steps, warmup, dev)
-
+    return _time_steps(label, batches(), forward, backward, update, batch_size, steps, warmup, dev)

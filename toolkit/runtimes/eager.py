@@ -7,6 +7,7 @@ import torch
 from toolkit.checkpoint import load_checkpoint, model_from_checkpoint
 from toolkit.device import pick_device, synchronize
 from toolkit.runtimes.base import Runtime
+from toolkit.speed import SpeedSetup
 
 
 class EagerRuntime(Runtime):
@@ -14,14 +15,14 @@ class EagerRuntime(Runtime):
     filename = "checkpoint.pt"
     devices = ("cpu", "cuda", "mps")
 
-    def __init__(self, path, device="cpu", threads=None, *, channels_last: bool = False):
+    def __init__(self, path, device="cpu", threads=None, *, channels_last: bool = False, amp: str = "off"):
         super().__init__(path, device, threads)
         self.torch_device = pick_device(device)
         if threads:
             torch.set_num_threads(threads)
         self.checkpoint = load_checkpoint(path)
         self.model = model_from_checkpoint(self.checkpoint).to(self.torch_device)
-        self.channels_last = channels_last
+        self.channels_last, self.amp = channels_last, amp
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
 
@@ -30,10 +31,11 @@ class EagerRuntime(Runtime):
         x = x.to(self.torch_device)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        out = self.model(x).float().cpu()
+        with SpeedSetup.autocast(self.torch_device, self.amp):
+            out = self.model(x).float().cpu()
         synchronize(self.torch_device)
         return out
 
     def describe(self):
         return {"runtime": self.name, "device": self.device, "provider": f"torch {torch.__version__}",
-                "threads": torch.get_num_threads(), "channels_last": self.channels_last}
+                "threads": torch.get_num_threads(), "channels_last": self.channels_last, "amp": self.amp}
