@@ -105,7 +105,7 @@ def bench_png(result, path: str | os.PathLike) -> None:
 
     cases = result["inference"]
     batches = sorted({r["batch_size"] for c in cases for r in c["results"]})
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(batches) * max(1, len(cases)) / 2), 4.5))
+    fig, ax = plt.subplots(figsize=(min(14, max(6, 0.5 * len(batches) * len(cases))), 4.5))
     width = 0.8 / max(1, len(cases))
     for i, c in enumerate(cases):
         by_batch = {r["batch_size"]: r for r in c["results"]}

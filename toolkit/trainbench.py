@@ -72,33 +72,54 @@ class SeedStyleCIFAR(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.data[i])), self.targets[i]
 
 
-def _time_steps(name: str, batches: Iterator, forward: Callable, backward: Callable, update: Callable,
-                batch_size: int, steps: int, warmup: int, device: torch.device) -> StepTiming:
-    timing = StepTiming(name, batch_size)
+@dataclass
+class Loop:
+    """One training loop, split into the phases that are timed apart."""
 
-    def mark() -> float:
-        synchronize(device)
-        return time.perf_counter()
+    name: str
+    batch_size: int
+    device: torch.device
+    batches: Iterator
+    forward: Callable  # (x, y) -> loss
+    backward: Callable  # loss -> None
+    update: Callable  # () -> None
 
-    for i in range(warmup + steps):
-        t0 = mark()
-        x, y = next(batches)  # data time counts: it is part of what a training step costs
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        t1 = mark()
-        loss = forward(x, y)
-        t2 = mark()
-        backward(loss)
-        t3 = mark()
-        update()
-        t4 = mark()
-        if i >= warmup:
-            for phase, dt in zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-                timing.phases[phase].append(dt)
-    return timing
+    def next_batch(self):
+        x, y = next(self.batches)
+        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+    def step(self) -> None:
+        """One full step, data included, finished on the device when it returns."""
+        x, y = self.next_batch()
+        self.backward(self.forward(x, y))
+        self.update()
+        synchronize(self.device)
+
+    def time(self, steps: int, warmup: int) -> StepTiming:
+        timing = StepTiming(self.name, self.batch_size)
+
+        def mark() -> float:
+            synchronize(self.device)
+            return time.perf_counter()
+
+        for i in range(warmup + steps):
+            t0 = mark()
+            x, y = self.next_batch()  # data time counts: it is part of what a training step costs
+            t1 = mark()
+            loss = self.forward(x, y)
+            t2 = mark()
+            self.backward(loss)
+            t3 = mark()
+            self.update()
+            t4 = mark()
+            if i >= warmup:
+                for phase, dt in zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                    timing.phases[phase].append(dt)
+        return timing
 
 
-def time_seed_loop(data: ImageSet, *, model: str = "tutorial-cnn", batch_size: int = 64, steps: int = 20,
-                   warmup: int = 3, device: str = "cpu", seed: int = 0) -> StepTiming:
+def seed_loop(data: ImageSet, *, model: str = "tutorial-cnn", batch_size: int = 64, device: str = "cpu",
+              seed: int = 0) -> Loop:
     """The tutorial's loop: DataLoader(PIL + ToTensor), default Adam(lr=1e-3), CrossEntropyLoss."""
     dev = torch.device(device)
     torch.manual_seed(seed)
@@ -115,13 +136,11 @@ def time_seed_loop(data: ImageSet, *, model: str = "tutorial-cnn", batch_size: i
         while True:
             yield from loader
 
-    return _time_steps("seed loop", cycle(), forward, lambda loss: loss.backward(), opt.step,
-                       batch_size, steps, warmup, dev)
+    return Loop("seed loop", batch_size, dev, cycle(), forward, lambda loss: loss.backward(), opt.step)
 
 
-def time_toolkit_loop(data: ImageSet, *, model: str = "tutorial-cnn", batch_size: int = 64, steps: int = 20,
-                      warmup: int = 3, device: str = "cpu", seed: int = 0, amp: str = "off",
-                      channels_last: bool = False, compile: bool = False, name: str | None = None) -> StepTiming:
+def toolkit_loop(data: ImageSet, *, model: str = "tutorial-cnn", batch_size: int = 64, device: str = "cpu",
+                 seed: int = 0, amp: str = "off", channels_last: bool = False, compile: bool = False) -> Loop:
     """The loop `toolkit train` runs, with the model's recipe optimizer (fused where available)."""
     dev = torch.device(device)
     if dev.type == "cpu":
@@ -157,7 +176,15 @@ def time_toolkit_loop(data: ImageSet, *, model: str = "tutorial-cnn", batch_size
         else:
             opt.step()
 
-    label = name or "toolkit" + "".join(
-        f" {s}" for s, on in (("amp-" + amp, amp != "off"), ("channels_last", channels_last),
-                              ("compiled", speed.compiled)) if on)
-    return _time_steps(label, batches(), forward, backward, update, batch_size, steps, warmup, dev)
+    name = "toolkit" + "".join(f" {s}" for s, on in (("amp-" + amp, amp != "off"),
+                                                      ("channels_last", channels_last),
+                                                      ("compiled", speed.compiled)) if on)
+    return Loop(name, batch_size, dev, batches(), forward, backward, update)
+
+
+def time_seed_loop(data: ImageSet, *, steps: int = 20, warmup: int = 3, **kwargs) -> StepTiming:
+    return seed_loop(data, **kwargs).time(steps, warmup)
+
+
+def time_toolkit_loop(data: ImageSet, *, steps: int = 20, warmup: int = 3, **kwargs) -> StepTiming:
+    return toolkit_loop(data, **kwargs).time(steps, warmup)

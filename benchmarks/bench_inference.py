@@ -1,0 +1,49 @@
+"""Tracks: inference latency and img/s of the tutorial CNN per runtime x device x batch size.
+
+Builds what it needs in a temp folder (fresh weights, exported with the default dynamo exporter), so it
+runs from a fresh clone. Each call synchronizes device work before returning (Runtime.run). img/s and
+latency percentiles go into extra_info; CUDA cases skip cleanly without CUDA. Threads: all cores for
+torch and onnxruntime intra-op, recorded in extra_info.
+"""
+
+import os
+
+import pytest
+import torch
+
+from toolkit.bench import percentile
+from toolkit.checkpoint import write_untrained
+from toolkit.export import export
+from toolkit.runtimes import RUNTIMES, open_runtime, runtime_class
+
+MODEL = "tutorial-cnn"
+THREADS = os.cpu_count() or 1
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory):
+    run = tmp_path_factory.mktemp("bench") / MODEL
+    write_untrained(MODEL, run)
+    export(run)
+    return run
+
+
+@pytest.mark.parametrize("batch", [1, 32, 256])
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_inference(benchmark, run_dir, runtime, device, batch):
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    if device not in runtime_class(runtime).devices:
+        pytest.skip(f"{runtime} has no {device} support")
+    torch.set_num_threads(THREADS)
+    rt = open_runtime(runtime, run_dir / runtime_class(runtime).filename, device, THREADS)
+    x = torch.randn(batch, 3, 32, 32)
+    rounds = 30 if batch < 256 else 10
+    benchmark.pedantic(rt.run, args=(x,), rounds=rounds, warmup_rounds=3, iterations=1)
+    data = sorted(benchmark.stats.stats.data)
+    benchmark.extra_info.update(
+        runtime=runtime, device=device, batch=batch, threads=THREADS, details=rt.describe(),
+        img_per_s=batch / benchmark.stats.stats.mean,
+        latency_ms={"p50": 1e3 * percentile(data, 50), "p90": 1e3 * percentile(data, 90),
+                    "p99": 1e3 * percentile(data, 99)})

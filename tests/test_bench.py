@@ -1,0 +1,100 @@
+"""Benchmark machinery: statistics, FLOP counts, report files from a real tiny run, bad inputs."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from tests.helpers import tiny_run
+from tests.test_cli_train import assert_one_line_error
+from toolkit.bench import Timing, forward_flops, harness_overhead_s, percentile, time_call
+from toolkit.cli import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_percentile_matches_numpy():
+    values = sorted(np.random.default_rng(0).exponential(size=37).tolist())
+    for q in (0, 10, 50, 90, 99, 100):
+        assert percentile(values, q) == pytest.approx(np.percentile(values, q))
+
+
+def test_timing_stats():
+    t = Timing(batch_size=10, rounds=[0.1, 0.2, 0.3, 0.4], first_run=1.0)
+    s = t.stats()
+    assert s["img_per_s"] == pytest.approx(40 / 1.0)
+    assert s["latency_ms"]["p50"] == pytest.approx(250) and s["latency_ms"]["min"] == pytest.approx(100)
+    assert s["cv"] == pytest.approx(np.std([1, 2, 3, 4], ddof=1) / 2.5)
+    assert s["first_run_ms"] == 1000 and s["rounds"] == 4
+
+
+def test_time_call_counts_rounds_and_respects_budget():
+    calls = []
+    t = time_call(lambda: calls.append(1), 1, warmup=2, rounds=7)
+    assert len(t.rounds) == 7 and len(calls) == 1 + 2 + 7
+    slow = time_call(lambda: time.sleep(0.01), 1, warmup=0, rounds=1000, budget_s=0.05, min_rounds=3)
+    assert 3 <= len(slow.rounds) < 20
+    assert min(slow.rounds) >= 0.01
+    assert harness_overhead_s(200) < 1e-4  # the loop itself is noise next to a millisecond call
+
+
+def test_forward_flops_are_counted():
+    # conv1 2*30*30*64*27 + conv2 2*28*28*128*576 + fc1 2*100352*256 + fc2 2*256*10
+    assert forward_flops("tutorial-cnn") == 3_110_400 + 115_605_504 + 51_380_224 + 5_120
+
+
+@pytest.fixture(scope="module")
+def exported_run(tmp_path_factory):
+    run_dir = tiny_run(tmp_path_factory.mktemp("runs"), "resnet20")
+    assert run("export", run_dir, "--format", "onnx", "--exporter", "torchscript").exit_code == 0
+    return run_dir
+
+
+def test_bench_writes_reports(exported_run):
+    r = run("bench", exported_run, "--batch-sizes", "1,4", "--rounds", "3", "--warmup", "1", "--budget", "1",
+            "--train-steps", "1", "--threads", "1")
+    assert r.exit_code == 0, r.output
+    result = json.loads((exported_run / "bench.json").read_text())
+    assert result["machine"]["cpu_model"] and result["threads"] == 1
+    assert result["matmul_peak_gflops"]["cpu"] > 0 and result["forward_flops_per_image"] > 0
+    cases = {(c["runtime"], c["device"]) for c in result["inference"]}
+    assert cases == {("eager", "cpu"), ("onnxruntime", "cpu")}
+    for c in result["inference"]:
+        assert [x["batch_size"] for x in c["results"]] == [1, 4]
+        assert c["details"]["threads"] == 1
+        for x in c["results"]:
+            assert x["rounds"] == 3 and x["img_per_s"] > 0 and x["latency_ms"]["p99"] >= x["latency_ms"]["p50"]
+    ort = next(c for c in result["inference"] if c["runtime"] == "onnxruntime")
+    assert ort["details"]["provider"] == "CPUExecutionProvider" and ort["details"]["inter_op_threads"] == 1
+    names = [t["name"] for t in result["training"]]
+    assert names == ["seed loop", "toolkit", "toolkit channels_last"]
+    assert result["training"][0]["speedup_vs_seed"] == 1.0
+    assert set(result["training"][1]["phase_ms"]) == {"data", "forward", "backward", "optimizer"}
+    md = (exported_run / "bench.md").read_text()
+    assert "| onnxruntime | - | cpu | 4 |" in md and result["machine"]["cpu_model"] in md
+    assert (exported_run / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--batch-sizes", "0,32"], "--batch-sizes takes comma-separated positive integers"),
+    (["--batch-sizes", "a"], "--batch-sizes takes comma-separated positive integers"),
+    (["--runtime", "tvm"], "unknown runtime 'tvm'"),
+    (["--device", "cuda"], "device 'cuda' is not available"),
+    (["--device", "npu"], "unknown device 'npu'"),
+    (["--rounds", "0"], "--rounds must be a positive integer"),
+])
+def test_bench_bad_options(exported_run, args, fragment):
+    assert_one_line_error(run("bench", exported_run, *args), fragment)
+
+
+def test_bench_needs_exports_or_a_model(tmp_path):
+    bare = tiny_run(tmp_path, "resnet20")
+    assert_one_line_error(run("bench", bare), "has no exports", "toolkit export")
+    assert_one_line_error(run("bench", "--model", "alexnet", "--out", tmp_path), "unknown model 'alexnet'")
+    assert_one_line_error(run("bench", bare, "--model", "resnet20"), "not both")
