@@ -194,8 +194,24 @@ def bench(
     train: Annotated[bool, Opt("--train/--no-train", help="Also time training steps.")] = True,
     train_steps: Annotated[int, Opt(help="Timed training steps per case.")] = 10,
     out: Annotated[str, Opt(help="Artifacts folder (for --model runs and the default run).")] = "artifacts",
+    time_to_accuracy: Annotated[Optional[float], Opt(help="Instead: train --model until this test accuracy "
+                                                    "(0.94 or 94) and report the seconds it took.")] = None,
+    data_dir: Annotated[Optional[str], Opt(help="Time-to-accuracy: data folder.")] = None,
+    dataset: Annotated[str, Opt(help="Time-to-accuracy: cifar10 | cifar100 | synthetic.")] = "cifar10",
+    epochs: Annotated[Optional[int], Opt(help="Time-to-accuracy: epoch budget [recipe].")] = None,
+    limit_train: Annotated[Optional[int], Opt(help="Time-to-accuracy: first N training images.")] = None,
+    amp: Annotated[str, Opt(help="Time-to-accuracy: off | bf16 | fp16.")] = "off",
+    channels_last: Annotated[bool, Opt("--channels-last/--no-channels-last", help="Time-to-accuracy.")] = False,
+    compile: Annotated[bool, Opt("--compile/--no-compile", help="Time-to-accuracy: torch.compile.")] = False,
 ):
-    """Time inference per runtime x device x batch and training per device; writes bench.json/.md/.png."""
+    """Time inference per runtime x device x batch and training per device; writes bench.json/.md/.png.
+
+    With --time-to-accuracy, trains --model (default fast-cnn) DAWNBench-style instead and writes tta.json.
+    """
+    if time_to_accuracy is not None:
+        _time_to_accuracy(time_to_accuracy, model or "fast-cnn", device, data_dir, dataset, epochs, limit_train,
+                          amp, channels_last, compile, out)
+        return
     from rich.console import Console
     from rich.table import Table
 
@@ -219,6 +235,29 @@ def bench(
             table.add_row(*row)
         console.print(table)
     typer.echo("wrote " + ", ".join(map(str, files)))
+
+
+def _time_to_accuracy(target, model, device, data_dir, dataset, epochs, limit_train, amp, channels_last,
+                      compile, out) -> None:
+    from toolkit.fsutil import write_json
+    from toolkit.progress import PlainReporter
+    from toolkit.tta import time_to_accuracy
+
+    overrides = {k: v for k, v in dict(data_dir=data_dir, dataset=dataset, epochs=epochs, limit_train=limit_train,
+                                       amp=amp, channels_last=channels_last, compile=compile, out=out,
+                                       device=device[0] if device else None).items() if v is not None}
+    with user_errors():
+        if device and len(device) > 1:
+            raise ToolkitError("--time-to-accuracy takes one --device")
+        result = time_to_accuracy(target, model=model, reporter=PlainReporter(), **overrides)
+        write_json(f"{result['run_dir']}/tta.json", result)
+    tta = result["time_to_accuracy_s"]
+    verdict = (f"reached {result['target_accuracy']:.2f}% in {tta:.1f} s of training over {result['epochs']} epochs"
+               if result["reached"] else
+               f"did not reach {result['target_accuracy']:.2f}% in {result['epochs']} epochs "
+               f"(final {result['final_test_acc']:.2f}%, {result['train_seconds']:.1f} s of training)")
+    typer.echo(f"{model} on {result['device']}: {verdict}; evaluation {result['eval_seconds']:.1f} s and warm-up "
+               f"{result['warmup_seconds']:.1f} s not counted -> {result['run_dir']}/tta.json")
 
 
 def main() -> None:

@@ -41,6 +41,7 @@ class TrainConfig:
     out: str = "artifacts"
     run_name: str | None = None  # None: <model>-<YYYYmmdd-HHMMSS>
     eval_batch_size: int = 1000  # images per evaluation batch (no effect on results)
+    stop_at_accuracy: float | None = None  # percent; stop after the first epoch whose test accuracy reaches it
     # Speed switches; recorded so exports and reports know how the weights were made.
     amp: str = "off"  # off | bf16 | fp16 (fp16 uses a GradScaler)
     channels_last: bool = False
@@ -63,6 +64,8 @@ class TrainConfig:
         for name, value in positive.items():
             if value is not None and value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+        if self.stop_at_accuracy is not None and not 0 < self.stop_at_accuracy <= 100:
+            raise ConfigError(f"target accuracy must be in (0, 100] percent, got {self.stop_at_accuracy}")
         if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"--lr must be positive, got {self.lr}")
         choices = {"dataset": (self.dataset, DATASETS), "optimizer": (self.optimizer, OPTIMIZERS),

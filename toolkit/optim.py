@@ -24,6 +24,11 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> 
     else:
         cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         make = lambda **kw: cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kw)  # noqa: E731
+    if cfg.optimizer == "sgd" and cfg.amp == "fp16":
+        # Fused SGD advances its momentum on the overflow steps GradScaler must skip, and the weights
+        # explode a step later (seen here on CPU, torch 2.14; LibreYOLO/libreyolo#771 on CUDA).
+        # Fused Adam/AdamW honour found_inf, so only this pair falls back.
+        return make(), False
     try:
         return make(fused=True), True
     except (RuntimeError, TypeError, ValueError):  # older torch, or a device without fused kernels

@@ -138,7 +138,7 @@ class _Trainer:
         total_steps = cfg.epochs * len(self.train_loader)
         self.reporter.start(self._describe())
         with _sigint_sets(self), self.dist.guard():
-            while st["epoch"] < cfg.epochs:
+            while st["epoch"] < cfg.epochs and not self._reached_target():
                 self._train_epoch(total_steps)
                 if self.stop_requested:
                     self._interrupt()
@@ -188,6 +188,10 @@ class _Trainer:
         self._save()
         self.reporter.epoch_end(metrics)
 
+    def _reached_target(self) -> bool:
+        target, metrics = self.cfg.stop_at_accuracy, self.state["metrics"]
+        return target is not None and bool(metrics) and metrics[-1]["test_acc"] >= target
+
     def _partial(self, loss_sum, correct, seen, seconds) -> dict:
         return {"loss_sum": float(loss_sum), "correct": int(correct), "seen": int(seen), "seconds": seconds}
 
@@ -233,6 +237,7 @@ class _Trainer:
             "final_test_acc": final, "best_test_acc": best["test_acc"], "best_epoch": best["epoch"],
             "reference_accuracy": ref, "reference_source": spec.source,
             "delta_vs_reference": None if ref is None else final - ref,
+            "target_accuracy": self.cfg.stop_at_accuracy, "reached_target": self._reached_target(),
             "total_seconds": self.state["elapsed"],
             "img_per_s": images / sum(m["train_seconds"] for m in metrics),
             "device": str(self.device), "world_size": self.dist.world_size,
