@@ -7,7 +7,7 @@ import torch
 
 from toolkit.checkpoint import load_checkpoint, model_from_checkpoint
 from toolkit.errors import Interrupted, TrainingDiverged
-from toolkit.train import train
+from toolkit.train import _Trainer, train
 
 SMALL = dict(dataset="synthetic", limit_train=96, limit_test=64, batch_size=32, eval_batch_size=64)
 
@@ -70,30 +70,25 @@ def test_ctrl_c_writes_resumable_checkpoint(tmp_path):
     assert ca["metrics"][-1]["train_loss"] == pytest.approx(cb["metrics"][-1]["train_loss"], rel=1e-9)
 
 
-def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
+def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     cfg = dict(model="resnet20", out=str(tmp_path), run_name="nan", **SMALL)
     train(epochs=1, **cfg)
     before, _ = _weights(tmp_path / "nan")
+    models = []
+    original = _Trainer._build
+
+    def build_and_grab(self):
+        original(self)
+        models.append(self.model)
 
     def poison(epoch, i):  # a weight turns NaN mid-run, as after an overflow
         if epoch == 1:
             with torch.no_grad():
-                next(model_ref[0].parameters()).fill_(float("nan"))
+                next(models[0].parameters()).fill_(float("nan"))
 
-    import toolkit.train as train_mod
-    model_ref = []
-    original = train_mod._Trainer._build
-
-    def build_and_grab(self):
-        original(self)
-        model_ref.append(self.model)
-
-    train_mod._Trainer._build = build_and_grab
-    try:
-        with pytest.raises(TrainingDiverged, match="loss became NaN/inf in epoch 2.*last good checkpoint is kept"):
-            train(resume=tmp_path / "nan", epochs=2, step_hook=poison)
-    finally:
-        train_mod._Trainer._build = original
+    monkeypatch.setattr(_Trainer, "_build", build_and_grab)
+    with pytest.raises(TrainingDiverged, match="loss became NaN/inf in epoch 2.*last good checkpoint is kept"):
+        train(resume=tmp_path / "nan", epochs=2, step_hook=poison)
     after, ckpt = _weights(tmp_path / "nan")
     assert ckpt["epoch"] == 1
     for k in before:
