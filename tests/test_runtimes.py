@@ -42,3 +42,14 @@ def test_legacy_onnx_exporter_works_for_every_model(exported, model, tmp_path):
     result = export(exported[model], ("onnx",), exporter="torchscript")
     assert result.checks["onnx"]["batch_sizes"] == [1, 7, 256]
     assert result.manifest["files"]["model.onnx"]["exporter"] == "torchscript"
+
+
+def test_missing_provider_is_reported_not_faked():
+    import onnxruntime
+
+    cls = runtime_class("onnxruntime")
+    assert cls.unavailable_reason("cpu") is None
+    assert "no provider" in cls.unavailable_reason("mps")
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        assert "[gpu]" in cls.unavailable_reason("cuda")
+    assert runtime_class("torchscript").unavailable_reason("mps") == "torchscript has no mps support"

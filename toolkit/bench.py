@@ -147,7 +147,8 @@ def _training_worker(spec: dict, queue) -> None:
         if spec["loop"] == "seed":
             t = time_seed_loop(data, **common)
         else:
-            t = time_toolkit_loop(data, **common, amp=spec["amp"], channels_last=spec["channels_last"])
+            t = time_toolkit_loop(data, **common, amp=spec["amp"], channels_last=spec["channels_last"],
+                                  compile=spec.get("compile", False))
         queue.put(("ok", {"device": spec["device"], "threads": torch.get_num_threads(), **t.to_dict()}))
     except ToolkitError as exc:
         queue.put(("error", str(exc)))

@@ -85,7 +85,7 @@ def _inference_specs(run: Path, cfg: BenchConfig, threads: int) -> list[dict]:
                 raise ConfigError(f"{run} has no {cls.filename}; run `toolkit export {run}` first")
             continue
         for d in devices:
-            if d not in cls.devices:
+            if cls.unavailable_reason(d) is not None:
                 continue
             variants: list[tuple[str, dict]] = [("", {})]
             if cfg.variants and name == "onnxruntime":
@@ -103,7 +103,8 @@ def _inference_specs(run: Path, cfg: BenchConfig, threads: int) -> list[dict]:
 def _training_specs(model: str, cfg: BenchConfig, threads: int) -> list[dict]:
     batch = cfg.train_batch or get_spec(model).recipe.batch_size
     base = {"model": model, "batch_size": batch, "steps": cfg.train_steps, "warmup": 3, "threads": threads,
-            "dataset": "synthetic", "images": max(cfg.train_images, 2 * batch), "amp": "off", "channels_last": False}
+            "dataset": "synthetic", "images": max(cfg.train_images, 2 * batch), "amp": "off", "channels_last": False,
+            "compile": False}
     specs = []
     for d in cfg.devices or tuple(available_devices()):
         specs.append({**base, "device": d, "loop": "seed"})
@@ -111,6 +112,8 @@ def _training_specs(model: str, cfg: BenchConfig, threads: int) -> list[dict]:
         specs.append({**base, "device": d, "loop": "toolkit", "channels_last": True})
         if d == "cuda" or (d == "cpu" and cfg.variants):
             specs.append({**base, "device": d, "loop": "toolkit", "amp": "bf16"})
+        if cfg.variants:  # compilation happens in the untimed warm-up steps
+            specs.append({**base, "device": d, "loop": "toolkit", "compile": True})
     return specs
 
 

@@ -101,7 +101,7 @@ def _check_identity(runtime, ckpt: dict) -> None:
                            f"is {ckpt['model']['name']!r}; re-run toolkit export")
 
 
-def _candidates(run_dir: Path, runtimes, devices) -> list[tuple[str, str]]:
+def _candidates(run_dir: Path, runtimes, devices, notes: list[str]) -> list[tuple[str, str]]:
     present = available_devices()
     for d in devices or ():
         if d not in present:
@@ -114,8 +114,15 @@ def _candidates(run_dir: Path, runtimes, devices) -> list[tuple[str, str]]:
                 raise ConfigError(f"{run_dir} has no {cls.filename}; run `toolkit export {run_dir}` first")
             continue
         for d in devices or present:
-            if d in cls.devices and (name, d) != ("eager", "cpu"):
+            if d not in cls.devices or (name, d) == ("eager", "cpu"):
+                continue
+            why = cls.unavailable_reason(d)
+            if why is None:
                 pairs.append((name, d))
+            elif devices and runtimes:  # both named explicitly: the user expects it to run
+                raise DeviceError(why)
+            else:
+                notes.append(f"skipped {name}/{d}: {why}")
     return pairs
 
 
@@ -129,7 +136,8 @@ def verify(run_dir: str | os.PathLike | None = None, *, runtimes: list[str] | No
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be a positive integer, got {limit}")
     ckpt = load_checkpoint(run_dir)
-    pairs = _candidates(run_dir, runtimes, devices)
+    notes: list[str] = []
+    pairs = _candidates(run_dir, runtimes, devices, notes)
     cfg = ckpt["train_config"]
     test = load_dataset(cfg["dataset"], False, data_dir or cfg.get("data_dir"), limit=limit,
                         download=cfg.get("download", True), seed=cfg["seed"])
@@ -153,7 +161,6 @@ def verify(run_dir: str | os.PathLike | None = None, *, runtimes: list[str] | No
             entries.append(_compare(rt, batches, ref_logits, labels, ref_acc, manifest, thresholds))
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32["matmul"], tf32["cudnn"]
-    notes = []
     if manifest and manifest.get("source_checkpoint", {}).get("sha256") != sha256(run_dir / CHECKPOINT_NAME):
         notes.append("the checkpoint changed after the export; re-run toolkit export")
     for e in entries:

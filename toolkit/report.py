@@ -83,12 +83,15 @@ def bench_markdown(result) -> str:
     m = result["machine"]
     peak = ", ".join(f"{d} {g:,.0f} GFLOP/s" for d, g in result["matmul_peak_gflops"].items())
     flags = ", ".join(k for k, v in m["cpu_flags"].items() if v) or "none of avx2/avx512/amx"
+    fastest_ms = min((r["latency_ms"]["p50"] for c in result["inference"] for r in c["results"]), default=None)
+    overhead = result["harness_overhead_us"]
+    share = "" if not fastest_ms else f" = {100 * overhead / (1e3 * fastest_ms):.3f} % of the fastest call"
     text = (f"# Benchmark: {result['model']} ({result['run_dir']})\n\n"
             f"CPU: {m['cpu_model']} ({m['logical_cpus']} logical CPUs; {flags}); GPU: {m['gpu'] or 'none'}; "
             f"torch {m['torch']}, onnxruntime {m.get('onnxruntime', '-')}; threads pinned to {result['threads']} "
             f"(onnxruntime inter-op 1). fp32 matmul peak measured in this run: {peak}. Forward pass: "
             f"{result['forward_flops_per_image'] / 1e6:,.1f} MFLOP per image (FlopCounterMode). Each runtime ran "
-            f"in its own process; timing-loop overhead {result['harness_overhead_us']:.2f} µs per call.\n\n"
+            f"in its own process; timing-loop overhead {overhead:.2f} µs per call{share}.\n\n"
             f"## Inference\n\n" + markdown_table(INFER_COLUMNS, inference_rows(result)))
     if result["training"]:
         text += ("\n## Training steps\n\nSynthetic CIFAR-shaped data; % of peak counts 3× the forward FLOPs "

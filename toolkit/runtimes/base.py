@@ -19,6 +19,11 @@ class Runtime(ABC):
     def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None):
         self.path, self.device, self.requested_threads = Path(path), device, threads
 
+    @classmethod
+    def unavailable_reason(cls, device: str) -> str | None:
+        """Why this runtime cannot use `device` here (a missing package or provider), or None."""
+        return None if device in cls.devices else f"{cls.name} has no {device} support"
+
     @abstractmethod
     def run(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (float32, CPU) for a float32 NCHW batch; device work is finished when this returns."""

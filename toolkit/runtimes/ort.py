@@ -23,6 +23,15 @@ class OnnxRuntime(Runtime):
     filename = "model.onnx"
     devices = ("cpu", "cuda")
 
+    @classmethod
+    def unavailable_reason(cls, device: str) -> str | None:
+        import onnxruntime as ort
+        if device not in PROVIDERS:
+            return f"onnxruntime has no provider for device {device!r}"
+        if PROVIDERS[device] not in ort.get_available_providers():
+            return f"onnxruntime provider {PROVIDERS[device]} is not installed (pip install -e '.[gpu]')"
+        return None
+
     def __init__(self, path, device="cpu", threads=None, *, opt_level: str = "all", inter_threads: int = 1):
         super().__init__(path, device, threads)
         import onnxruntime as ort
