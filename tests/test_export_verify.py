@@ -62,7 +62,7 @@ def test_verify_passes_and_writes_reports(run_copy):
     assert labels == {("torchscript", "cpu"), ("onnxruntime", "cpu")}
     for e in parity["entries"]:
         assert e["agreement"] == 100.0 and e["max_abs"] < 1e-4 and e["file_matches_manifest"] is True
-    assert "| onnxruntime | cpu | CPUExecutionProvider" in (run_copy / "parity.md").read_text()
+    assert "| onnxruntime | exporter dynamo, opset 18 | cpu | CPUExecutionProvider" in (run_copy / "parity.md").read_text()
 
 
 def test_verify_fails_on_a_perturbed_onnx_weight(run_copy):

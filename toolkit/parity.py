@@ -192,7 +192,11 @@ def _compare(rt, batches, ref_logits, labels, ref_acc, manifest, t: Thresholds) 
     entry_file = manifest.get("files", {}).get(rt.path.name)
     matches = None if entry_file is None else entry_file.get("sha256") == sha256(rt.path)
     acc = 100.0 * correct / n
-    e = RuntimeParity(rt.name, rt.device, rt.describe(), acc, acc - ref_acc, 100.0 * agree / n,
+    details = rt.describe()
+    if entry_file:  # how the file was made, so a table of two exporters says which is which
+        details["export"] = ", ".join(f"{k} {entry_file[k]}" for k in ("exporter", "opset", "mode")
+                                      if k in entry_file)
+    e = RuntimeParity(rt.name, rt.device, details, acc, acc - ref_acc, 100.0 * agree / n,
                       float(all_d.max()), float(all_d.mean()), float(torch.quantile(all_d, 0.99)), worst_batch,
                       matches)
     _judge(e, t)

@@ -7,16 +7,16 @@ from pathlib import Path
 
 from toolkit.fsutil import write_json, write_text
 
-PARITY_COLUMNS = ("runtime", "device", "provider", "threads", "accuracy %", "Δacc pt", "top-1 agree %",
+PARITY_COLUMNS = ("runtime", "exported with", "device", "provider", "threads", "accuracy %", "Δacc pt", "top-1 agree %",
                   "max |Δ|", "mean |Δ|", "p99 |Δ|", "worst batch", "verdict")
 
 
 def parity_rows(result) -> list[list[str]]:
     ref = result.reference
-    rows = [["eager (reference)", ref["device"], ref["provider"], str(ref["threads"]), f"{ref['accuracy']:.2f}",
+    rows = [["eager (reference)", "-", ref["device"], ref["provider"], str(ref["threads"]), f"{ref['accuracy']:.2f}",
              "-", "-", "-", "-", "-", "-", "reference"]]
     for e in result.entries:
-        rows.append([e.runtime, e.device, str(e.details.get("provider", "")), str(e.details.get("threads", "")),
+        rows.append([e.runtime, e.details.get("export", "-"), e.device, str(e.details.get("provider", "")), str(e.details.get("threads", "")),
                      f"{e.accuracy:.2f}", f"{e.acc_delta:+.2f}", f"{e.agreement:.2f}", f"{e.max_abs:.2e}",
                      f"{e.mean_abs:.2e}", f"{e.p99_abs:.2e}", str(e.worst_batch), "pass" if e.passed else "FAIL"])
     return rows
