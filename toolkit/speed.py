@@ -15,25 +15,6 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def tune_cpu_allocator() -> bool:
-    """Keep freed memory in glibc's heap instead of returning it to the OS; True when applied.
-
-    glibc serves blocks over 32 MB with fresh mmap()s and unmaps them on free, so every step re-faults
-    the tutorial CNN's 103 MB fc1 gradient page by page. Measured on an AMD EPYC (2 threads): the fc1
-    weight-gradient matmul falls from ~73 ms to ~33 ms and a training step from ~450 ms to ~410 ms.
-    The same effect as running under jemalloc/tcmalloc, without asking the user to LD_PRELOAD one.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # musl or another libc: nothing to tune
-        return False
-    m_trim_threshold, m_mmap_max = -1, -4
-    return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 1 << 40))
-
-
 def compile_unavailable_reason() -> str | None:
     """Why torch.compile cannot run here, or None when it can."""
     try:

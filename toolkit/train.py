@@ -31,7 +31,7 @@ from toolkit.loader import TensorLoader
 from toolkit.models import create_model, get_spec
 from toolkit.optim import lr_at, make_optimizer, set_lr
 from toolkit.progress import Reporter, SilentReporter
-from toolkit.speed import SpeedSetup, tune_cpu_allocator
+from toolkit.speed import SpeedSetup
 
 RESUME_OVERRIDES = ("epochs", "device", "data_dir", "download")
 
@@ -100,7 +100,6 @@ class _Trainer:
     # -- set-up -------------------------------------------------------------------------------------------
     def _build(self) -> None:
         cfg, dev = self.cfg, self.device
-        self.allocator_tuned = dev.type == "cpu" and tune_cpu_allocator()
         train_set = load_dataset(cfg.dataset, True, cfg.data_dir, limit=cfg.limit_train,
                                  download=cfg.download, seed=cfg.seed)
         test_set = load_dataset(cfg.dataset, False, cfg.data_dir, limit=cfg.limit_test,
@@ -222,8 +221,7 @@ class _Trainer:
                 "world_size": self.dist.world_size, "train_size": self.train_loader.num_samples,
                 "test_size": self.test_loader.num_samples, "fused_optimizer": self.fused,
                 "resumed_from_epoch": self.state["epoch"] if self.ckpt else None,
-                "threads": torch.get_num_threads(), "cpu_allocator_tuned": self.allocator_tuned,
-                **self.speed.describe()}
+                "threads": torch.get_num_threads(), **self.speed.describe()}
 
     def _finish(self) -> TrainResult:
         metrics = self.state["metrics"]

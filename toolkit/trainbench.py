@@ -23,7 +23,7 @@ from toolkit.device import synchronize
 from toolkit.loader import TensorLoader
 from toolkit.models import create_model
 from toolkit.optim import make_optimizer
-from toolkit.speed import SpeedSetup, tune_cpu_allocator
+from toolkit.speed import SpeedSetup
 
 PHASES = ("data", "forward", "backward", "optimizer")
 
@@ -143,8 +143,6 @@ def toolkit_loop(data: ImageSet, *, model: str = "tutorial-cnn", batch_size: int
                  seed: int = 0, amp: str = "off", channels_last: bool = False, compile: bool = False) -> Loop:
     """The loop `toolkit train` runs, with the model's recipe optimizer (fused where available)."""
     dev = torch.device(device)
-    if dev.type == "cpu":
-        tune_cpu_allocator()  # as `toolkit train` does
     cfg = replace(TrainConfig(model=model, batch_size=batch_size, amp=amp, channels_last=channels_last,
                               compile=compile, run_name="bench"), device=device).resolved()
     torch.manual_seed(seed)
