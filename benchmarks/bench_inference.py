@@ -11,10 +11,10 @@ import os
 import pytest
 import torch
 
-from toolkit.bench import percentile
-from toolkit.checkpoint import write_untrained
+from toolkit.bench.timing import percentile
+from toolkit.train.checkpoint import write_untrained
 from toolkit.export import export
-from toolkit.runtimes import RUNTIMES, open_runtime, runtime_class
+from toolkit.export.formats import RUNTIMES, format_of, open_runtime, runtime_class
 
 MODEL = "tutorial-cnn"
 THREADS = os.cpu_count() or 1
@@ -37,7 +37,7 @@ def test_inference(benchmark, run_dir, runtime, device, batch):
     if device not in runtime_class(runtime).devices:
         pytest.skip(f"{runtime} has no {device} support")
     torch.set_num_threads(THREADS)
-    rt = open_runtime(runtime, run_dir / runtime_class(runtime).filename, device, THREADS)
+    rt = open_runtime(runtime, run_dir / format_of(runtime).filename, device, THREADS)
     x = torch.randn(batch, 3, 32, 32)
     rounds = 30 if batch < 256 else 10
     benchmark.pedantic(rt.run, args=(x,), rounds=rounds, warmup_rounds=3, iterations=1)

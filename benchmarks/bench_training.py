@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from toolkit.data import synthetic
-from toolkit.trainbench import seed_loop, toolkit_loop
+from toolkit.bench.train_step import seed_loop, toolkit_loop
 
 BATCH = 64
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from tests.helpers import tiny_run
 from tests.test_cli_train import assert_one_line_error
-from toolkit.bench import Timing, forward_flops, harness_overhead_s, percentile, time_call
+from toolkit.bench.timing import Timing, forward_flops, harness_overhead_s, percentile, time_call
 from toolkit.cli import app
 
 runner = CliRunner()

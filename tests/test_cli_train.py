@@ -65,7 +65,7 @@ def test_unwritable_out(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     r = run("train", *SMALL, "--out", blocker)
-    assert_one_line_error(r, "cannot write to", "--out")
+    assert_one_line_error(r, "cannot create", "Not a directory", "--out")
     assert blocker.read_text() == "not a folder"
 
 

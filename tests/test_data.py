@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from tests.conftest import make_batch, write_pickle
-from toolkit import data as data_mod
+from toolkit.data import cifar as data_mod
 from toolkit.data import find_or_download, load_dataset, read_cifar, synthetic
-from toolkit.errors import DataError
+from toolkit.core.errors import DataError
 
 
 def test_reader_reads_planes_in_rgb_order(fake_cifar):

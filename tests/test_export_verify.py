@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from tests.helpers import tiny_run
 from tests.test_cli_train import assert_one_line_error
 from toolkit.cli import app
-from toolkit.export import sha256
+from toolkit.core.files import sha256
 
 runner = CliRunner()
 
@@ -88,13 +88,15 @@ def test_export_newest_run_by_default(tmp_path, monkeypatch):
     tiny_run(tmp_path / "artifacts", "resnet20", "only")
     r = run("export", "--format", "torchscript")
     assert r.exit_code == 0, r.output
-    assert "using the newest run: artifacts/only" in r.stdout and (tmp_path / "artifacts/only/model.ts").exists()
+    assert "using the newest trained run: artifacts/only" in r.stdout and (tmp_path / "artifacts/only/model.ts").exists()
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--format", "tflite"], "unknown format tflite"),
+    (["--format", "tflite"], "unknown format 'tflite'; choose one of: torchscript, onnx or all"),
     (["--exporter", "fx"], "unknown ONNX exporter 'fx'"),
-    (["--opset", "9"], "--opset 9 is too old"),
+    (["--opset", "9"], "--opset 9 is out of range for the dynamo exporter; use 18 to"),
+    (["--opset", "12", "--exporter", "torchscript"], "--opset 12 is out of range for the torchscript exporter; use 13 to"),
+    (["--opset", "99"], "--opset 99 is out of range"),
 ])
 def test_export_bad_options(exported_run, args, fragment):
     assert_one_line_error(run("export", exported_run, *args), fragment)

@@ -3,7 +3,7 @@ import torch
 from torchvision.transforms import functional as TF
 
 from toolkit.data import synthetic
-from toolkit.loader import TensorLoader, draw_crop_flip, random_crop_flip
+from toolkit.data.loader import TensorLoader, draw_crop_flip, random_crop_flip
 
 
 @pytest.fixture(scope="module")

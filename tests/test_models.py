@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from toolkit.errors import ConfigError
+from toolkit.core.errors import ConfigError
 from toolkit.models import REGISTRY, create_model, get_spec, list_models
 
 # Parameter counts for 10 classes: tutorial = 1,792 + 73,856 + 25,690,368 (fc1) + 2,570; the ResNets

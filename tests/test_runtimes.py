@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from tests.helpers import tiny_run
-from toolkit.checkpoint import load_checkpoint, model_from_checkpoint
+from toolkit.train.checkpoint import load_checkpoint, model_from_checkpoint
 from toolkit.export import export
 from toolkit.models import list_models
-from toolkit.runtimes import RUNTIMES, open_runtime, runtime_class
+from toolkit.export.formats import RUNTIMES, format_of, open_runtime, runtime_class
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def exported(tmp_path_factory):
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_runtime_interface(exported, runtime, model):
     run = exported[model]
-    rt = open_runtime(runtime, run / runtime_class(runtime).filename, "cpu", threads=1)
+    rt = open_runtime(runtime, run / format_of(runtime).filename, "cpu", threads=1)
     x = torch.randn(3, 3, 32, 32)
     out = rt.run(x)
     assert out.shape == (3, 10) and out.dtype == torch.float32 and out.device.type == "cpu"

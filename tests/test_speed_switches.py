@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from tests.test_cli_train import assert_one_line_error, run
-from toolkit.errors import ConfigError
+from toolkit.core.errors import ConfigError
 from toolkit.export import export
 from toolkit.train import train
-from toolkit.tta import time_to_accuracy
+from toolkit.bench.time_to_accuracy import time_to_accuracy
 
 SMALL = dict(dataset="synthetic", limit_train=64, limit_test=64, batch_size=32, eval_batch_size=64, epochs=1)
 

@@ -5,9 +5,9 @@ import signal
 import pytest
 import torch
 
-from toolkit.checkpoint import load_checkpoint, model_from_checkpoint
-from toolkit.errors import Interrupted, TrainingDiverged
-from toolkit.train import _Trainer, train
+from toolkit.train.checkpoint import load_checkpoint, model_from_checkpoint
+from toolkit.core.errors import Interrupted, TrainingDiverged
+from toolkit.train import loop, train
 
 SMALL = dict(dataset="synthetic", limit_train=96, limit_test=64, batch_size=32, eval_batch_size=64)
 
@@ -58,7 +58,7 @@ def test_ctrl_c_writes_resumable_checkpoint(tmp_path):
         if (epoch, i) == (0, 1):
             os.kill(os.getpid(), signal.SIGINT)
 
-    with pytest.raises(Interrupted, match=r"resume with: toolkit train --resume .*checkpoint.pt"):
+    with pytest.raises(Interrupted, match=r"stopped by SIGINT in epoch 1 at step 2; .*resume with: toolkit train --resume \S+/cut$"):
         train(run_name="cut", step_hook=press_ctrl_c, **cfg)
     _, cut = _weights(tmp_path / "cut")
     assert cut["progress"]["batch"] == 2 and cut["epoch"] == 0
@@ -75,19 +75,20 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     train(epochs=1, **cfg)
     before, _ = _weights(tmp_path / "nan")
     models = []
-    original = _Trainer._build
+    original = loop.prepare
 
-    def build_and_grab(self):
-        original(self)
-        models.append(self.model)
+    def prepare_and_grab(*args, **kwargs):
+        t = original(*args, **kwargs)
+        models.append(t.model)
+        return t
 
     def poison(epoch, i):  # a weight turns NaN mid-run, as after an overflow
         if epoch == 1:
             with torch.no_grad():
                 next(models[0].parameters()).fill_(float("nan"))
 
-    monkeypatch.setattr(_Trainer, "_build", build_and_grab)
-    with pytest.raises(TrainingDiverged, match="loss became NaN/inf in epoch 2.*last good checkpoint is kept"):
+    monkeypatch.setattr(loop, "prepare", prepare_and_grab)
+    with pytest.raises(TrainingDiverged, match="NaN/inf in epoch 2.*last good checkpoint is kept"):
         train(resume=tmp_path / "nan", epochs=2, step_hook=poison)
     after, ckpt = _weights(tmp_path / "nan")
     assert ckpt["epoch"] == 1

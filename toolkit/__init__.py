@@ -7,17 +7,36 @@ Every CLI command is one call here:
     toolkit.export(run.run_dir)                                        # -> ExportResult
     result = toolkit.verify(run.run_dir)                               # -> ParityResult, truthy on pass
     report = toolkit.run_bench(run.run_dir)                            # -> dict (bench.json)
+
+Stages load on first use (PEP 562), so `import toolkit` and `toolkit --help` stay light. The stage
+packages toolkit.train, toolkit.export and toolkit.verify are themselves callable as their entry functions.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from toolkit.benchrun import BenchConfig, run_bench  # noqa: E402
-from toolkit.config import TrainConfig  # noqa: E402
-from toolkit.export import export  # noqa: E402
-from toolkit.models import create_model, list_models  # noqa: E402
-from toolkit.parity import Thresholds, verify  # noqa: E402
-from toolkit.train import evaluate, train  # noqa: E402
-from toolkit.tta import time_to_accuracy  # noqa: E402
+import importlib
+from typing import Any
 
-__all__ = ["BenchConfig", "Thresholds", "TrainConfig", "create_model", "evaluate", "export", "list_models",
-           "run_bench", "time_to_accuracy", "train", "verify"]
+from toolkit.core.version import __version__
+
+_LAZY = {
+    "train": "toolkit.train", "export": "toolkit.export", "verify": "toolkit.verify",
+    "TrainConfig": "toolkit.train.config:TrainConfig", "evaluate": "toolkit.train.loop:evaluate",
+    "Thresholds": "toolkit.verify.parity:Thresholds",
+    "BenchConfig": "toolkit.bench.run:BenchConfig", "run_bench": "toolkit.bench.run:run_bench",
+    "time_to_accuracy": "toolkit.bench.time_to_accuracy:time_to_accuracy",
+    "create_model": "toolkit.models:create_model", "list_models": "toolkit.models:list_models",
+}
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'toolkit' has no attribute {name!r}")
+    module, _, attr = _LAZY[name].partition(":")
+    value = importlib.import_module(module)
+    return getattr(value, attr) if attr else value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,7 +1,7 @@
 """The `toolkit` command: each command parses options, calls one library function and renders the result.
 
 Expected failures (ToolkitError) print one line on stderr and exit non-zero; anything else is a bug and
-keeps its traceback.
+keeps its traceback. Heavy packages load inside the commands, so `toolkit --help` stays quick.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from toolkit.errors import ToolkitError
+from toolkit.core.errors import ToolkitError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Train CIFAR CNNs, export them to TorchScript/ONNX, verify runtimes agree, benchmark them.")
@@ -33,7 +33,7 @@ Opt = typer.Option
 
 @app.command()
 def train(
-    model: Annotated[Optional[str], Opt(help="Registry model (see `toolkit models`).")] = None,
+    model: Annotated[Optional[str], Opt(help="Registry model (see `toolkit models`) [tutorial-cnn].")] = None,
     epochs: Annotated[Optional[int], Opt(help="Epochs [recipe].")] = None,
     batch_size: Annotated[Optional[int], Opt(help="Global batch size [recipe].")] = None,
     lr: Annotated[Optional[float], Opt(help="Peak learning rate [recipe].")] = None,
@@ -44,24 +44,27 @@ def train(
     label_smoothing: Annotated[Optional[float], Opt(help="Label smoothing [recipe].")] = None,
     augment: Annotated[Optional[bool], Opt("--augment/--no-augment", help="Crop+flip [recipe].")] = None,
     normalize: Annotated[Optional[bool], Opt("--normalize/--no-normalize", help="Mean/std [recipe].")] = None,
-    device: Annotated[str, Opt(help="auto (cuda > mps > cpu) | cpu | cuda[:N] | mps.")] = "auto",
-    dataset: Annotated[str, Opt(help="cifar10 | cifar100 | synthetic.")] = "cifar10",
+    device: Annotated[Optional[str], Opt(help="auto (cuda > mps > cpu) | cpu | cuda[:N] | mps [auto].")] = None,
+    dataset: Annotated[Optional[str], Opt(help="cifar10 | cifar100 | synthetic [cifar10].")] = None,
     data_dir: Annotated[Optional[str], Opt(help="Folder holding cifar-10-batches-py/ [$TOOLKIT_DATA or ./data].")] = None,
-    download: Annotated[bool, Opt("--download/--no-download", help="Try torchvision's download if missing.")] = True,
+    download: Annotated[Optional[bool], Opt("--download/--no-download", help="Try torchvision's download if missing [yes].")] = None,
     limit_train: Annotated[Optional[int], Opt(help="Use the first N training images.")] = None,
     limit_test: Annotated[Optional[int], Opt(help="Use the first N test images.")] = None,
-    seed: Annotated[int, Opt(help="Seed for weights, shuffling and augmentation.")] = 0,
-    out: Annotated[str, Opt(help="Output folder; the run goes to OUT/RUN_NAME.")] = "artifacts",
-    run_name: Annotated[Optional[str], Opt(help="Run folder name [MODEL-YYYYmmdd-HHMMSS].")] = None,
+    seed: Annotated[Optional[int], Opt(help="Seed for weights, shuffling and augmentation [0].")] = None,
+    out: Annotated[Optional[str], Opt(help="Output folder; the run goes to OUT/RUN_NAME [artifacts].")] = None,
+    run_name: Annotated[Optional[str], Opt(help="Run folder name [MODEL-YYYYmmdd-HHMMSS-xxxx].")] = None,
     resume: Annotated[Optional[str], Opt(help="Continue from this checkpoint or run folder.")] = None,
-    amp: Annotated[str, Opt(help="Autocast: off | bf16 | fp16 (fp16 adds a GradScaler).")] = "off",
-    channels_last: Annotated[bool, Opt("--channels-last/--no-channels-last", help="NHWC memory format.")] = False,
-    compile: Annotated[bool, Opt("--compile/--no-compile", help="torch.compile the model.")] = False,
+    amp: Annotated[Optional[str], Opt(help="Autocast: off | bf16 | fp16 (fp16 adds a GradScaler) [off].")] = None,
+    channels_last: Annotated[Optional[bool], Opt("--channels-last/--no-channels-last", help="NHWC memory format [no].")] = None,
+    compile: Annotated[Optional[bool], Opt("--compile/--no-compile", help="torch.compile the model [no].")] = None,
     progress: Annotated[str, Opt(help="auto | bar | plain | none.")] = "auto",
 ):
-    """Train a model on CIFAR-10/100 (or a synthetic set); writes checkpoint.pt, metrics.jsonl, summary.json."""
-    from toolkit.progress import PlainReporter, Reporter, RichReporter
-    from toolkit.train import RESUME_OVERRIDES, train as run_training
+    """Train a model on CIFAR-10/100 (or a synthetic set); writes checkpoint.pt, metrics.jsonl, summary.json.
+
+    With --resume, options other than --epochs, --device, --data-dir and --download must match the run's.
+    """
+    from toolkit.train.loop import train as run_training
+    from toolkit.train.progress import PlainReporter, Reporter, RichReporter
 
     given = dict(model=model, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                  weight_decay=weight_decay, momentum=momentum, schedule=schedule, label_smoothing=label_smoothing,
@@ -74,15 +77,10 @@ def train(
     with user_errors():
         if reporter is None:
             raise ToolkitError(f"unknown --progress {progress!r}; choose auto, bar, plain or none")
-        if resume is not None:
-            given = {k: v for k, v in given.items() if k in RESUME_OVERRIDES or k == "model"}
-            given = {k: v for k, v in given.items() if v is not None and not (k == "device" and v == "auto")
-                     and not (k == "download" and v)}
-        else:
-            given = {k: v for k, v in given.items() if v is not None}
         rep = reporter()
         try:
-            run_training(resume=resume, reporter=rep, **given)
+            # Only what was typed is passed on: the library fills the rest, and refuses changes on --resume.
+            run_training(resume=resume, reporter=rep, **{k: v for k, v in given.items() if v is not None})
         finally:
             rep.close()
 
@@ -107,31 +105,35 @@ def models():
 
 @app.command()
 def export(
-    source: Annotated[Optional[str], typer.Argument(help="Run folder or checkpoint [newest run in artifacts/].")] = None,
+    source: Annotated[Optional[str], typer.Argument(help="Run folder or checkpoint [newest trained run in artifacts/].")] = None,
     format: Annotated[str, Opt(help="torchscript | onnx | all.")] = "all",
     exporter: Annotated[str, Opt(help="ONNX exporter: dynamo | torchscript (torch.onnx.export dynamo=).")] = "dynamo",
     opset: Annotated[int, Opt(help="ONNX opset.")] = 18,
     ts_mode: Annotated[str, Opt(help="TorchScript: trace | script.")] = "trace",
 ):
     """Export a run to model.ts / model.onnx; each file is re-loaded and checked against eager first."""
-    from toolkit.export import FORMATS, export as run_export, latest_run
+    from toolkit.core.runs import latest_run
+    from toolkit.export import EXPORT_FORMATS, export as run_export
 
     with user_errors():
         if source is None:
             source = str(latest_run())
-            typer.echo(f"using the newest run: {source}")
-        formats = FORMATS if format == "all" else (format,)
+            typer.echo(f"using the newest trained run: {source}")
+        formats = EXPORT_FORMATS if format == "all" else (format,)
         result = run_export(source, formats, exporter=exporter, opset=opset, ts_mode=ts_mode)
     for fmt, path in result.files.items():
         c = result.checks[fmt]
-        typer.echo(f"{fmt}: {path}  (re-loaded; batches {'/'.join(map(str, c['batch_sizes']))} match eager, "
-                   f"max |diff| {c['max_abs_diff']:.1e}, {c['seconds']:.1f} s)")
+        typer.echo(f"{fmt}: {path}  (re-loaded in {c['checked_with']}; batches "
+                   f"{'/'.join(map(str, c['batch_sizes']))} match eager, max |diff| {c['max_abs_diff']:.1e}, "
+                   f"{c['seconds']:.1f} s)")
+    for note in result.notes:
+        typer.echo(f"note: {note}")
     typer.echo(f"manifest: {result.run_dir / 'manifest.json'}")
 
 
 @app.command()
 def verify(
-    run_dir: Annotated[Optional[str], typer.Argument(help="Run folder [newest run in artifacts/].")] = None,
+    run_dir: Annotated[Optional[str], typer.Argument(help="Run folder [newest trained run in artifacts/].")] = None,
     runtime: Annotated[Optional[list[str]], Opt(help="Runtimes to check [every exported one].")] = None,
     device: Annotated[Optional[list[str]], Opt(help="Devices [every available one].")] = None,
     limit: Annotated[Optional[int], Opt(help="Use the first N test images [all].")] = None,
@@ -146,23 +148,24 @@ def verify(
     from rich.console import Console
     from rich.table import Table
 
-    from toolkit.parity import Thresholds, verify as run_verify
-    from toolkit.report import PARITY_COLUMNS, parity_rows, write_parity
+    from toolkit.core.runs import latest_run
+    from toolkit.verify.parity import Thresholds, verify as run_verify
+    from toolkit.verify.report import PARITY_COLUMNS, parity_rows
 
     with user_errors():
-        if batch_size < 1:
-            raise ToolkitError(f"--batch-size must be a positive integer, got {batch_size}")
+        if run_dir is None:
+            run_dir = str(latest_run())
+            typer.echo(f"using the newest trained run: {run_dir}")
         result = run_verify(run_dir, runtimes=runtime, devices=device, limit=limit, data_dir=data_dir,
                             thresholds=Thresholds(atol, min_agreement, max_acc_delta), batch_size=batch_size,
                             threads=threads)
-        files = write_parity(result, result.run_dir)
     table = Table(*PARITY_COLUMNS, title=f"{result.model}: {result.samples} test images")
     for row in parity_rows(result):
         table.add_row(*row)
     Console(width=200).print(table)
     for note in result.notes:
         typer.echo(f"note: {note}")
-    typer.echo(f"wrote {files[0]} and {files[1]}")
+    typer.echo(f"wrote {result.run_dir / 'parity.json'} and {result.run_dir / 'parity.md'}")
     if not result:
         for line in result.failures:
             typer.echo(line, err=True)
@@ -215,15 +218,14 @@ def bench(
     from rich.console import Console
     from rich.table import Table
 
-    from toolkit.benchrun import BenchConfig, run_bench
-    from toolkit.report import INFER_COLUMNS, TRAIN_COLUMNS, inference_rows, training_rows, write_bench
+    from toolkit.bench.report import INFER_COLUMNS, TRAIN_COLUMNS, inference_rows, training_rows
+    from toolkit.bench.run import BenchConfig, run_bench
 
     with user_errors():
         cfg = BenchConfig(runtimes=tuple(runtime) if runtime else None, devices=tuple(device) if device else None,
                           batch_sizes=_int_list(batch_sizes, "--batch-sizes"), threads=threads, rounds=rounds,
                           warmup=warmup, budget_s=budget, variants=variants, train=train, train_steps=train_steps)
         result = run_bench(run_dir, model=model, config=cfg, out=out, progress=typer.echo)
-        files = write_bench(result, result["run_dir"])
     console = Console(width=200)
     table = Table(*INFER_COLUMNS, title=f"{result['model']} inference ({result['machine']['cpu_model']})")
     for row in inference_rows(result):
@@ -234,14 +236,16 @@ def bench(
         for row in training_rows(result):
             table.add_row(*row)
         console.print(table)
-    typer.echo("wrote " + ", ".join(map(str, files)))
+    for line in result["disturbed"]:
+        typer.echo(f"warning: disturbed measurement, {line}: the peak was measured on a busy machine", err=True)
+    typer.echo("wrote " + ", ".join(result["files"]))
 
 
 def _time_to_accuracy(target, model, device, data_dir, dataset, epochs, limit_train, amp, channels_last,
                       compile, out) -> None:
-    from toolkit.fsutil import write_json
-    from toolkit.progress import PlainReporter
-    from toolkit.tta import time_to_accuracy
+    from toolkit.bench.time_to_accuracy import time_to_accuracy
+    from toolkit.core.files import write_json
+    from toolkit.train.progress import PlainReporter
 
     overrides = {k: v for k, v in dict(data_dir=data_dir, dataset=dataset, epochs=epochs, limit_train=limit_train,
                                        amp=amp, channels_last=channels_last, compile=compile, out=out,

@@ -7,12 +7,12 @@ it in summary.json, so a user sees how far a run is from the published figure.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable
 
 from torch import nn
 
-from toolkit.errors import ConfigError
+from toolkit.core.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -38,12 +38,6 @@ class ModelSpec:
     reference_accuracy: float | None  # percent, CIFAR-10 test set, from `source`; None when none is published
     source: str
     recipe: Recipe
-
-    def info(self) -> dict:
-        """JSON-able facts about the spec (the builder left out)."""
-        return {"name": self.name, "description": self.description,
-                "reference_accuracy": self.reference_accuracy, "source": self.source,
-                "recipe": asdict(self.recipe)}
 
 
 def _tutorial(num_classes: int) -> nn.Module:

@@ -8,15 +8,17 @@ from typing import Any
 
 import torch
 
+from toolkit.core.errors import ConfigError
+
 
 class Runtime(ABC):
     name: str = ""
-    #: file in a run folder that this runtime loads
-    filename: str = ""
     #: devices this runtime can use at all; which are present is checked when it opens
     devices: tuple[str, ...] = ("cpu",)
 
     def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None):
+        if threads is not None and threads < 1:
+            raise ConfigError(f"--threads must be a positive integer, got {threads}")
         self.path, self.device, self.requested_threads = Path(path), device, threads
 
     @classmethod

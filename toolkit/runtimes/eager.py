@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from toolkit.checkpoint import load_checkpoint, model_from_checkpoint
-from toolkit.device import pick_device, synchronize
+from toolkit.core.device import pick_device, synchronize
 from toolkit.runtimes.base import Runtime
-from toolkit.speed import SpeedSetup
+from toolkit.train.checkpoint import load_checkpoint, model_from_checkpoint
+from toolkit.train.precision import autocast
 
 
 class EagerRuntime(Runtime):
     name = "eager"
-    filename = "checkpoint.pt"
     devices = ("cpu", "cuda", "mps")
 
     def __init__(self, path, device="cpu", threads=None, *, channels_last: bool = False, amp: str = "off"):
@@ -31,7 +30,7 @@ class EagerRuntime(Runtime):
         x = x.to(self.torch_device)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with SpeedSetup.autocast(self.torch_device, self.amp):
+        with autocast(self.torch_device, self.amp):
             out = self.model(x).float().cpu()
         synchronize(self.torch_device)
         return out

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import secrets
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from toolkit.core.errors import ConfigError
 from toolkit.data import DATASETS
-from toolkit.errors import ConfigError
 from toolkit.models import get_spec
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -39,7 +41,7 @@ class TrainConfig:
     limit_test: int | None = None  # first N test images only
     seed: int = 0
     out: str = "artifacts"
-    run_name: str | None = None  # None: <model>-<YYYYmmdd-HHMMSS>
+    run_name: str | None = None  # None: <model>-<YYYYmmdd-HHMMSS>-<4 random hex digits>, unique per start
     eval_batch_size: int = 1000  # images per evaluation batch (no effect on results)
     stop_at_accuracy: float | None = None  # percent; stop after the first epoch whose test accuracy reaches it
     # Speed switches; recorded so exports and reports know how the weights were made.
@@ -54,7 +56,8 @@ class TrainConfig:
         filled = {k: recipe[k] for k in recipe if getattr(self, k) is None}
         cfg = replace(self, **filled)
         if cfg.run_name is None:
-            cfg = replace(cfg, run_name=f"{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}")
+            # The random suffix keeps two runs started in the same second out of each other's folder.
+            cfg = replace(cfg, run_name=f"{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}")
         cfg.validate()
         return cfg
 
@@ -66,8 +69,14 @@ class TrainConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
         if self.stop_at_accuracy is not None and not 0 < self.stop_at_accuracy <= 100:
             raise ConfigError(f"target accuracy must be in (0, 100] percent, got {self.stop_at_accuracy}")
-        if self.lr is not None and not self.lr > 0:
-            raise ConfigError(f"--lr must be positive, got {self.lr}")
+        # Each bound also rejects NaN (every comparison with NaN is false) and, where it matters, infinity.
+        bounds = {"lr": (self.lr, "a positive finite number", lambda v: 0 < v < math.inf),
+                  "weight_decay": (self.weight_decay, "a finite number >= 0", lambda v: 0 <= v < math.inf),
+                  "momentum": (self.momentum, "in [0, 1)", lambda v: 0 <= v < 1),
+                  "label_smoothing": (self.label_smoothing, "in [0, 1)", lambda v: 0 <= v < 1)}
+        for name, (value, what, ok) in bounds.items():
+            if value is not None and not ok(value):
+                raise ConfigError(f"--{name.replace('_', '-')} must be {what}, got {value}")
         choices = {"dataset": (self.dataset, DATASETS), "optimizer": (self.optimizer, OPTIMIZERS),
                    "schedule": (self.schedule, SCHEDULES), "amp": (self.amp, AMP_MODES)}
         for name, (value, allowed) in choices.items():

@@ -1,4 +1,4 @@
-"""Speed switches for training: AMP (bf16/fp16), channels_last and torch.compile, in one place.
+"""Precision and speed switches for training: AMP (bf16/fp16), channels_last and torch.compile, in one place.
 
 bf16 autocast pays on CPUs with AMX (Intel Sapphire Rapids and later) and on recent GPUs; on an AVX2-only
 CPU it is usually slower than fp32. fp16 needs a GradScaler to keep small gradients from underflowing.
@@ -11,7 +11,6 @@ import shutil
 import sys
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -28,20 +27,25 @@ def compile_unavailable_reason() -> str | None:
     return None
 
 
-class SpeedSetup:
-    def __init__(self, cfg, device: torch.device):
-        self.device, self.amp, self.channels_last = device, cfg.amp, cfg.channels_last
-        self.compile_requested = cfg.compile
-        self.compile_skipped = compile_unavailable_reason() if cfg.compile else None
-        self.compiled = cfg.compile and self.compile_skipped is None
-        self.scaler = torch.amp.GradScaler(device.type) if cfg.amp == "fp16" else None
+def autocast(device: torch.device, amp: str):
+    """The autocast context for `amp` ('off', 'bf16' or 'fp16') on `device`."""
+    if amp == "off":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
-    @staticmethod
-    def autocast(device: torch.device, amp: str):
-        if amp == "off":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-        return torch.autocast(device_type=device.type, dtype=dtype)
+
+class Precision:
+    """The switches of one training run, applied to its model, its backward pass and its optimizer step."""
+
+    def __init__(self, amp: str, channels_last: bool, compile: bool, device: torch.device):
+        self.device, self.amp, self.channels_last = device, amp, channels_last
+        self.compile_skipped = compile_unavailable_reason() if compile else None
+        self.compiled = compile and self.compile_skipped is None
+        self.scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
+
+    def autocast(self):
+        return autocast(self.device, self.amp)
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         return model.to(memory_format=torch.channels_last) if self.channels_last else model
@@ -50,20 +54,15 @@ class SpeedSetup:
         """The module the loop calls: compiled when asked and possible (weights stay shared)."""
         return torch.compile(model) if self.compiled else model
 
-    def step(self, model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-             label_smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
-        with self.autocast(self.device, self.amp):
-            logits = model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
+    def backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.step(optimizer)
+            self.scaler.step(optimizer)  # skips the step when the scaled gradients overflowed
             self.scaler.update()
         else:
-            loss.backward()
             optimizer.step()
-        return loss, logits
 
     def state_dict(self) -> dict | None:
         return self.scaler.state_dict() if self.scaler is not None else None

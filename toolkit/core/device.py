@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from toolkit.errors import DeviceError
+from toolkit.core.errors import DeviceError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -26,14 +26,16 @@ def pick_device(name: str = "auto") -> torch.device:
     """The torch.device for `name` ('auto', 'cpu', 'cuda', 'cuda:N' or 'mps')."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps_available() else "cpu")
-    kind = name.split(":")[0]
-    if kind not in DEVICES:
-        raise DeviceError(f"unknown device {name!r}; choose one of: {', '.join(DEVICES)}")
+    kind, _, index_text = name.partition(":")
+    if kind not in DEVICES or kind == "auto":
+        raise DeviceError(f"unknown device {name!r}; choose one of: auto, cpu, cuda, cuda:N, mps")
+    if index_text and (not index_text.isdigit() or kind != "cuda"):
+        raise DeviceError(f"bad device {name!r}: only cuda takes an index, as cuda:0, cuda:1, ...")
     if kind == "cuda":
         if not torch.cuda.is_available():
             why = "this torch has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
             raise DeviceError(f"device {name!r} is not available ({why}); use --device cpu or auto")
-        index = int(name.split(":")[1]) if ":" in name else 0
+        index = int(index_text or 0)
         if index >= torch.cuda.device_count():
             raise DeviceError(f"device {name!r} is not available: {torch.cuda.device_count()} GPU(s) visible")
     if kind == "mps" and not mps_available():

@@ -1,4 +1,4 @@
-"""Data sets: CIFAR-10/100 from the official python-pickle layout, and a synthetic set.
+"""CIFAR-10/100 from the official python-pickle layout, read safely and checked.
 
 Everything comes back as one uint8 tensor (N, 3, 32, 32) plus int64 labels, so the whole set can live on
 the training device (see `toolkit.loader`). The pickles are read with an unpickler that only admits the
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from toolkit.errors import DataError
+from toolkit.core.errors import DataError, first_line
 
 DATASETS = ("cifar10", "cifar100", "synthetic")
 
@@ -84,6 +84,8 @@ def load_dataset(name: str, train: bool, data_dir: str | os.PathLike | None = No
                  limit: int | None = None, download: bool = True, seed: int = 0) -> ImageSet:
     """Load `name` ('cifar10', 'cifar100' or 'synthetic'); the first `limit` rows when given."""
     if name == "synthetic":
+        from toolkit.data.synthetic import synthetic
+
         size = limit if limit is not None else (4096 if train else 1024)
         return synthetic(size, train=train, seed=seed)
     if name not in _LAYOUTS:
@@ -117,7 +119,7 @@ def _download(name: str, root: Path) -> None:
         cls(str(root), train=True, download=True)
     except Exception as exc:  # offline, proxy, disk full: all end in the same advice
         raise DataError(
-            f"{name} is not in {root} and could not be downloaded ({type(exc).__name__}: {exc}); "
+            f"{name} is not in {root} and could not be downloaded ({type(exc).__name__}: {first_line(exc)}); "
             f"copy the official {_LAYOUTS[name].folder}/ folder there or pass --data-dir") from None
 
 
@@ -145,7 +147,7 @@ def _read_pickle(path: Path) -> dict:
         with open(path, "rb") as f:
             obj = _NumpyOnlyUnpickler(f, encoding="latin1").load()
     except Exception as exc:
-        raise DataError(f"{path}: not a readable CIFAR pickle ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"{path}: not a readable CIFAR pickle ({type(exc).__name__}: {first_line(exc)})") from None
     if not isinstance(obj, dict):
         raise DataError(f"{path}: expected a dict, found {type(obj).__name__}; not a CIFAR batch file")
     return obj
@@ -190,22 +192,3 @@ def read_cifar(folder: str | os.PathLike, name: str = "cifar10", train: bool = T
     labels = np.concatenate([p[1] for p in parts])
     images = torch.from_numpy(data).view(-1, 3, 32, 32)  # rows are R, G, B planes, each 32x32 row-major
     return ImageSet(name, images, torch.from_numpy(labels), tuple(str(c) for c in classes))
-
-
-def synthetic(size: int, *, train: bool = True, seed: int = 0, num_classes: int = 10,
-              image_size: int = 32) -> ImageSet:
-    """Random images with a learnable pattern: each class is a fixed random template plus noise.
-
-    The templates depend on nothing but `num_classes`, so train and test splits share them; the
-    noise depends on `seed` and the split. A small CNN learns it to high accuracy in a few hundred steps.
-    """
-    if size < 1:
-        raise DataError(f"synthetic set size must be positive, got {size}")
-    templates = torch.randint(0, 256, (num_classes, 3, image_size, image_size),
-                              generator=torch.Generator().manual_seed(1234)).float()
-    g = torch.Generator().manual_seed(seed * 2 + (0 if train else 1))
-    labels = torch.randint(0, num_classes, (size,), generator=g)
-    noise = torch.randint(0, 256, (size, 3, image_size, image_size), generator=g).float()
-    images = (0.6 * templates[labels] + 0.4 * noise).round().clamp(0, 255).to(torch.uint8)
-    classes = tuple(f"class{i}" for i in range(num_classes))
-    return ImageSet("synthetic", images, labels, classes)

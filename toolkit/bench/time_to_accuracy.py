@@ -11,12 +11,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from toolkit.bench.train_step import toolkit_loop
+from toolkit.core.device import pick_device
+from toolkit.core.errors import ConfigError
 from toolkit.data import load_dataset
-from toolkit.device import pick_device
-from toolkit.errors import ConfigError
-from toolkit.progress import Reporter
-from toolkit.train import train
-from toolkit.trainbench import toolkit_loop
+from toolkit.train.loop import train
+from toolkit.train.progress import Reporter
 
 
 def time_to_accuracy(target: float, *, model: str = "fast-cnn", warmup_steps: int = 5,

@@ -1,4 +1,4 @@
-"""`toolkit bench`: plan the cases, time each in its own process (see bench.py), collect one report.
+"""`toolkit bench`: plan the cases, time each in its own process (isolate.py), collect one report.
 
 `run_bench(run_dir)` benchmarks a trained run's exports; `run_bench(model="resnet20")` first writes a
 freshly initialised checkpoint of that model to artifacts/bench-<model>/ and exports it. The result is a
@@ -12,15 +12,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from toolkit.bench import (DEFAULT_BATCHES, _inference_worker, _training_worker, forward_flops,
-                           harness_overhead_s, run_isolated)
-from toolkit.checkpoint import CHECKPOINT_NAME, load_checkpoint, write_untrained
-from toolkit.device import available_devices
-from toolkit.errors import ConfigError, DeviceError
-from toolkit.export import export, latest_run
-from toolkit.machine import machine_info
+from toolkit.bench.cases import inference_worker, peak_worker, training_worker
+from toolkit.bench.isolate import run_isolated
+from toolkit.bench.timing import DEFAULT_BATCHES, forward_flops, harness_overhead_s
+from toolkit.core.device import available_devices
+from toolkit.core.errors import ConfigError, DeviceError, RunFolderError
+from toolkit.core.machine import machine_info
+from toolkit.core.runs import CHECKPOINT, ensure_writable, is_trained_run, latest_run
+from toolkit.export import export
+from toolkit.export.formats import RUNTIMES, format_of, runtime_class
 from toolkit.models import get_spec
-from toolkit.runtimes import RUNTIMES, runtime_class
+from toolkit.runtimes.onnxruntime import OPT_LEVELS
+from toolkit.train.checkpoint import load_checkpoint, write_untrained
+
+# A figure above the measured fp32 peak means the peak was measured while the machine was busy.
+DISTURBED_PCT = 100.0
 
 
 @dataclass(frozen=True)
@@ -57,21 +63,36 @@ class BenchConfig:
                 raise DeviceError(f"device {d!r} is not available here (found: {', '.join(present)})")
 
 
-def _resolve_run(run_dir, model, out) -> Path:
+def _resolve_run(run_dir, model, out, progress) -> Path:
     if run_dir is not None and model is not None:
         raise ConfigError("give a run folder or --model, not both")
     if model is not None:
         get_spec(model)
         run = Path(out) / f"bench-{model}"
+        _refuse_foreign(run)
         write_untrained(model, run)
         export(run)
+        progress(f"fresh untrained {model} exported to {run}")
         return run
-    run = Path(run_dir) if run_dir is not None else latest_run(out)
-    if not (run / CHECKPOINT_NAME).is_file():
-        raise ConfigError(f"{run} has no {CHECKPOINT_NAME}; pass a run folder, or --model NAME for a fresh model")
-    if not any((run / runtime_class(r).filename).is_file() for r in RUNTIMES if r != "eager"):
+    if run_dir is None:
+        run = latest_run(out)
+        progress(f"using the newest trained run: {run}")
+    else:
+        run = Path(run_dir)
+    if not (run / CHECKPOINT).is_file():
+        raise ConfigError(f"{run} has no {CHECKPOINT}; pass a run folder, or --model NAME for a fresh model")
+    if not any((run / format_of(r).filename).is_file() for r in RUNTIMES if r != "eager"):
         raise ConfigError(f"{run} has no exports; run `toolkit export {run}` first")
     return run
+
+
+def _refuse_foreign(run: Path) -> None:
+    """bench --model overwrites only a folder of untrained weights it made itself, never a trained run."""
+    if not (run / CHECKPOINT).exists():
+        return
+    if is_trained_run(run) or load_checkpoint(run).get("origin") != "untrained":
+        raise RunFolderError(f"{run} holds a checkpoint bench did not make; bench --model will not overwrite "
+                             f"it: benchmark it with `toolkit bench {run}`, or pass another --out")
 
 
 def _inference_specs(run: Path, cfg: BenchConfig, threads: int) -> list[dict]:
@@ -79,17 +100,17 @@ def _inference_specs(run: Path, cfg: BenchConfig, threads: int) -> list[dict]:
     specs = []
     for name in cfg.runtimes or RUNTIMES:
         cls = runtime_class(name)
-        path = run / cls.filename
+        path = run / format_of(name).filename
         if not path.is_file():
             if cfg.runtimes:
-                raise ConfigError(f"{run} has no {cls.filename}; run `toolkit export {run}` first")
+                raise ConfigError(f"{run} has no {path.name}; run `toolkit export {run}` first")
             continue
         for d in devices:
             if cls.unavailable_reason(d) is not None:
                 continue
             variants: list[tuple[str, dict]] = [("", {})]
             if cfg.variants and name == "onnxruntime":
-                variants += [(f"opt={lvl}", {"opt_level": lvl}) for lvl in ("disable", "basic", "extended")]
+                variants += [(f"opt={lvl}", {"opt_level": lvl}) for lvl in OPT_LEVELS if lvl != "all"]
             if cfg.variants and name == "eager":
                 # bf16 is timed on every CPU: where it lacks AMX/AVX-512-bf16 the table shows what it costs.
                 variants += [("channels_last", {"channels_last": True}), ("bf16", {"amp": "bf16"})]
@@ -119,44 +140,68 @@ def _training_specs(model: str, cfg: BenchConfig, threads: int) -> list[dict]:
 
 def run_bench(run_dir: str | os.PathLike | None = None, *, model: str | None = None,
               config: BenchConfig = BenchConfig(), out: str | os.PathLike = "artifacts",
-              progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
+              progress: Callable[[str], None] = lambda line: None, write: bool = True) -> dict[str, Any]:
+    """Benchmark a run's exports (or a fresh `model`); the dict behind bench.json/.md/.png, written unless
+    `write=False`."""
     config.validate()
-    run = _resolve_run(run_dir, model, out)
+    run = _resolve_run(run_dir, model, out, progress)
+    ensure_writable(run)  # before minutes of timing whose report could not be saved
     ckpt = load_checkpoint(run)
     name = ckpt["model"]["name"]
     threads = config.threads or os.cpu_count() or 1
     progress(f"benchmarking {name} in {run} with {threads} threads")
 
-    peak = run_isolated(_peak_worker, {"threads": threads, "devices": list(config.devices or available_devices())})
+    devices = list(config.devices or available_devices())
+    # The peak is measured before and after the cases: a busy machine shows up as drift between the two.
+    peak_before = run_isolated(peak_worker, {"threads": threads, "devices": devices}, label="matmul peak")
     flops = forward_flops(name, ckpt["model"]["num_classes"])
     inference = []
     for spec in _inference_specs(run, config, threads):
-        res = run_isolated(_inference_worker, spec)
-        for r in res["results"]:
-            p = peak.get(res["device"])
-            r["pct_of_peak"] = None if not p else 100 * r["img_per_s"] * flops / (p * 1e9)
+        label = f"{spec['runtime']}{' ' + spec['variant'] if spec['variant'] else ''}/{spec['device']}"
+        res = run_isolated(inference_worker, spec, label=label)
         inference.append(res)
-        best = max(r["img_per_s"] for r in res["results"])
-        progress(f"  {res['runtime']}{' ' + res['variant'] if res['variant'] else ''}/{res['device']}: "
-                 f"best {best:,.0f} img/s")
+        progress(f"  {label}: best {max(r['img_per_s'] for r in res['results']):,.0f} img/s")
     training = []
     if config.train:
         for spec in _training_specs(name, config, threads):
-            res = run_isolated(_training_worker, spec)
-            p = peak.get(res["device"])
-            res["pct_of_peak"] = None if not p else 100 * res["img_per_s"] * 3 * flops / (p * 1e9)
+            res = run_isolated(training_worker, spec, label=f"training {spec['loop']}/{spec['device']}")
             training.append(res)
             progress(f"  train {res['name']}/{res['device']}: {res['img_per_s']:,.1f} img/s")
         for res in training:
             seed = next(t for t in training if t["device"] == res["device"] and t["name"] == "seed loop")
             res["speedup_vs_seed"] = res["img_per_s"] / seed["img_per_s"]
-    return {"model": name, "run_dir": str(run), "config": asdict(config), "threads": threads,
-            "machine": machine_info(), "matmul_peak_gflops": peak, "forward_flops_per_image": flops,
-            "harness_overhead_us": 1e6 * harness_overhead_s(), "inference": inference, "training": training}
+    peak_after = run_isolated(peak_worker, {"threads": threads, "devices": devices}, label="matmul peak")
+    peak = {d: max(peak_before[d], peak_after[d]) for d in peak_before}
+    disturbed = _share_of_peak(inference, training, peak, flops)
+    result = {"model": name, "run_dir": str(run), "config": asdict(config), "threads": threads,
+              "machine": machine_info(), "matmul_peak_gflops": peak,
+              "matmul_peak_drift": {d: {"before": peak_before[d], "after": peak_after[d],
+                                        "drift": peak_after[d] / peak_before[d] - 1} for d in peak_before},
+              "disturbed": disturbed, "forward_flops_per_image": flops,
+              "harness_overhead_us": 1e6 * harness_overhead_s(), "inference": inference, "training": training}
+    if write:
+        from toolkit.bench.report import write_bench
+        result["files"] = [str(f) for f in write_bench(result, run)]
+    return result
 
 
-def _peak_worker(spec: dict, queue) -> None:
-    from toolkit.bench import matmul_peak_gflops
-    import torch
-    torch.backends.cuda.matmul.allow_tf32 = False  # the fp32 peak, not TF32's
-    queue.put(("ok", {d: matmul_peak_gflops(spec["threads"], device=d) for d in spec["devices"] if d != "mps"}))
+def _share_of_peak(inference: list[dict], training: list[dict], peak: dict, flops: int) -> list[str]:
+    """Set pct_of_peak on every result (training counts 3x the forward FLOPs); list those above 100 %."""
+    disturbed = []
+
+    def share(img_per_s: float, device: str, factor: int, label: str) -> float | None:
+        p = peak.get(device)
+        if not p:
+            return None
+        pct = 100 * img_per_s * factor * flops / (p * 1e9)
+        if pct > DISTURBED_PCT:
+            disturbed.append(f"{label}: {pct:.0f} % of the measured peak")
+        return pct
+
+    for case in inference:
+        for r in case["results"]:
+            r["pct_of_peak"] = share(r["img_per_s"], case["device"], 1,
+                                     f"{case['runtime']}/{case['device']} batch {r['batch_size']}")
+    for res in training:
+        res["pct_of_peak"] = share(res["img_per_s"], res["device"], 3, f"train {res['name']}/{res['device']}")
+    return disturbed

@@ -1,52 +1,12 @@
-"""Rendering results as JSON, Markdown and (for benchmarks) PNG; no computation happens here."""
+"""bench.json, bench.md and bench.png: a bench result rendered; no computation happens here."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from toolkit.fsutil import write_json, write_text
-
-PARITY_COLUMNS = ("runtime", "exported with", "device", "provider", "threads", "accuracy %", "Δacc pt", "top-1 agree %",
-                  "max |Δ|", "mean |Δ|", "p99 |Δ|", "worst batch", "verdict")
-
-
-def parity_rows(result) -> list[list[str]]:
-    ref = result.reference
-    rows = [["eager (reference)", "-", ref["device"], ref["provider"], str(ref["threads"]), f"{ref['accuracy']:.2f}",
-             "-", "-", "-", "-", "-", "-", "reference"]]
-    for e in result.entries:
-        rows.append([e.runtime, e.details.get("export", "-"), e.device, str(e.details.get("provider", "")), str(e.details.get("threads", "")),
-                     f"{e.accuracy:.2f}", f"{e.acc_delta:+.2f}", f"{e.agreement:.2f}", f"{e.max_abs:.2e}",
-                     f"{e.mean_abs:.2e}", f"{e.p99_abs:.2e}", str(e.worst_batch), "pass" if e.passed else "FAIL"])
-    return rows
-
-
-def markdown_table(columns, rows) -> str:
-    def cells(values):
-        return "| " + " | ".join(str(v).replace("|", "\\|") for v in values) + " |"
-    lines = [cells(columns), "|" + "---|" * len(columns)] + [cells(r) for r in rows]
-    return "\n".join(lines) + "\n"
-
-
-def parity_markdown(result) -> str:
-    t = result.thresholds
-    head = (f"# Parity: {result.model} ({result.run_dir})\n\n"
-            f"{result.samples} {result.dataset} test images in batches of {result.batch_size}; reference: eager "
-            f"fp32 on CPU, TF32 off. Thresholds: max |Δlogit| ≤ {t.atol:g}, top-1 agreement ≥ "
-            f"{t.min_agreement:g} %, |Δacc| ≤ {t.max_acc_delta:g} pt. Verdict: "
-            f"**{'pass' if result else 'FAIL'}**\n\n")
-    body = markdown_table(PARITY_COLUMNS, parity_rows(result))
-    tail = "".join(f"\n- {line}" for line in result.failures + result.notes)
-    return head + body + (tail + "\n" if tail else "")
-
-
-def write_parity(result, run_dir: str | os.PathLike) -> tuple[Path, Path]:
-    run_dir = Path(run_dir)
-    write_json(run_dir / "parity.json", result.to_dict())
-    write_text(run_dir / "parity.md", parity_markdown(result))
-    return run_dir / "parity.json", run_dir / "parity.md"
-
+from toolkit.core.files import atomic_path, write_json, write_text
+from toolkit.core.markdown import markdown_table
 
 INFER_COLUMNS = ("runtime", "variant", "device", "batch", "img/s", "p50 ms", "p90 ms", "p99 ms", "CV %",
                  "rounds", "first run ms", "% of fp32 peak")
@@ -55,7 +15,9 @@ TRAIN_COLUMNS = ("loop", "device", "batch", "img/s", "data ms", "forward ms", "b
 
 
 def _pct(v) -> str:
-    return "-" if v is None else f"{v:.0f}"
+    if v is None:
+        return "-"
+    return f"{v:.0f} (disturbed)" if v > 100 else f"{v:.0f}"
 
 
 def inference_rows(result) -> list[list[str]]:
@@ -81,7 +43,9 @@ def training_rows(result) -> list[list[str]]:
 
 def bench_markdown(result) -> str:
     m = result["machine"]
-    peak = ", ".join(f"{d} {g:,.0f} GFLOP/s" for d, g in result["matmul_peak_gflops"].items())
+    peak = ", ".join(f"{d} {g:,.0f} GFLOP/s (before the cases {v['before']:,.0f}, after {v['after']:,.0f}, "
+                     f"drift {100 * v['drift']:+.0f} %)"
+                     for (d, g), v in zip(result["matmul_peak_gflops"].items(), result["matmul_peak_drift"].values()))
     flags = ", ".join(k for k, v in m["cpu_flags"].items() if v) or "none of avx2/avx512/amx"
     fastest_ms = min((r["latency_ms"]["p50"] for c in result["inference"] for r in c["results"]), default=None)
     overhead = result["harness_overhead_us"]
@@ -91,8 +55,10 @@ def bench_markdown(result) -> str:
             f"torch {m['torch']}, onnxruntime {m.get('onnxruntime', '-')}; threads pinned to {result['threads']} "
             f"(onnxruntime inter-op 1). fp32 matmul peak measured in this run: {peak}. Forward pass: "
             f"{result['forward_flops_per_image'] / 1e6:,.1f} MFLOP per image (FlopCounterMode). Each runtime ran "
-            f"in its own process; timing-loop overhead {overhead:.2f} µs per call{share}.\n\n"
-            f"## Inference\n\n" + markdown_table(INFER_COLUMNS, inference_rows(result)))
+            f"in its own process; timing-loop overhead {overhead:.2f} µs per call{share}.\n"
+            + "".join(f"\n**Disturbed:** {line}; a share of peak above 100 % means the peak was measured on a "
+                      f"busy machine: rerun on an idle one.\n" for line in result.get("disturbed", []))
+            + "\n## Inference\n\n" + markdown_table(INFER_COLUMNS, inference_rows(result)))
     if result["training"]:
         text += ("\n## Training steps\n\nSynthetic CIFAR-shaped data; % of peak counts 3× the forward FLOPs "
                  "(forward + backward).\n\n" + markdown_table(TRAIN_COLUMNS, training_rows(result)))
@@ -103,8 +69,6 @@ def bench_png(result, path: str | os.PathLike) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from toolkit.fsutil import atomic_path
 
     cases = result["inference"]
     batches = sorted({r["batch_size"] for c in cases for r in c["results"]})

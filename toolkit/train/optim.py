@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from toolkit.config import TrainConfig
+from toolkit.train.config import TrainConfig
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> tuple[torch.optim.Optimizer, bool]:

@@ -26,11 +26,25 @@ class CheckpointError(ToolkitError):
     """A checkpoint that is missing, corrupt or for another model."""
 
 
+class RunFolderError(ToolkitError):
+    """A run folder that cannot be used: taken by another process, not writable, or not a run."""
+
+
 class TrainingDiverged(ToolkitError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
+    """The loss or the weights became NaN or infinite; the last good checkpoint is kept."""
 
 
 class Interrupted(ToolkitError):
-    """Ctrl-C during training; a resumable checkpoint was written."""
+    """SIGINT or SIGTERM during training; a resumable checkpoint was written. Exit code 128 + signal."""
 
-    exit_code = 130
+    def __init__(self, message: str, signum: int = 2):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first non-empty line of an exception's message, or its type name when the message is empty."""
+    for line in str(exc).splitlines():
+        if line.strip():
+            return line.strip()[:limit]
+    return type(exc).__name__

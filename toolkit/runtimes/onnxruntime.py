@@ -11,16 +11,17 @@ import os
 import numpy as np
 import torch
 
-from toolkit.errors import DeviceError, ToolkitError
+from toolkit.core.errors import ConfigError, DeviceError, ToolkitError, first_line
 from toolkit.runtimes.base import Runtime
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
-OPT_LEVELS = ("disable", "basic", "extended", "all")
+# --variants times every level: the gap between "disable" and "all" is what the graph optimisations buy.
+OPT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+              "all": "ORT_ENABLE_ALL"}
 
 
 class OnnxRuntime(Runtime):
     name = "onnxruntime"
-    filename = "model.onnx"
     devices = ("cpu", "cuda")
 
     @classmethod
@@ -46,15 +47,14 @@ class OnnxRuntime(Runtime):
         # 0 would mean "one per core", which we cannot record honestly; pick and record a number instead.
         opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
         opts.inter_op_num_threads = inter_threads
-        opts.graph_optimization_level = getattr(
-            ort.GraphOptimizationLevel, {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
-                                         "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}[opt_level])
+        if opt_level not in OPT_LEVELS:
+            raise ConfigError(f"unknown onnxruntime optimisation level {opt_level!r}; choose {', '.join(OPT_LEVELS)}")
+        opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPT_LEVELS[opt_level])
         self.opt_level, self.intra, self.inter = opt_level, opts.intra_op_num_threads, inter_threads
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=[wanted])
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0][:200]
-            raise ToolkitError(f"{path}: onnxruntime cannot load it ({first}); re-run toolkit export") from None
+            raise ToolkitError(f"{path}: onnxruntime cannot load it ({first_line(exc)}); re-run toolkit export") from None
         got = self.session.get_providers()
         if got[0] != wanted:
             raise DeviceError(f"onnxruntime fell back to {got[0]} instead of {wanted}; refusing a silent fallback")

@@ -13,7 +13,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
-from toolkit.data import ImageSet
+from toolkit.data.cifar import ImageSet
 
 
 def _generator(*keys: int) -> torch.Generator:

@@ -14,35 +14,43 @@ from typing import Any
 import torch
 from torch import nn
 
-from toolkit.errors import CheckpointError
-from toolkit.fsutil import atomic_path
+from toolkit.core.errors import CheckpointError, first_line
+from toolkit.core.files import atomic_path
+from toolkit.core.runs import CHECKPOINT
+from toolkit.core.version import __version__
+from toolkit.data import CIFAR10_CLASSES, normalization, num_classes
+from toolkit.models import create_model, get_spec
+from toolkit.train.config import TrainConfig
 
 FORMAT = "toolkit-checkpoint"
 FORMAT_VERSION = 1
-CHECKPOINT_NAME = "checkpoint.pt"
+# What export, verify and resume read; a file with the marker but without one of these is refused by name.
+REQUIRED_KEYS = {"model": ("name", "num_classes"), "state_dict": (), "train_config": (), "progress": (),
+                 "classes": (), "input": ("shape", "mean", "std")}
 
 
 def versions() -> dict[str, str]:
     import numpy
     import torchvision
 
-    from toolkit import __version__
     return {"toolkit": __version__, "torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
             "numpy": str(numpy.__version__), "python": platform.python_version()}
 
 
-def make_payload(cfg, model: nn.Module, classes, mean, std, *, progress: dict | None = None,
-                 optimizer: dict | None = None, grad_scaler: dict | None = None, world_size: int = 1) -> dict:
-    """Everything a checkpoint holds besides the format marker; `cfg` is a resolved TrainConfig."""
-    from toolkit.data import num_classes
-    from toolkit.models import get_spec
+def make_payload(cfg: TrainConfig, model: nn.Module, classes, mean, std, *, progress: dict | None = None,
+                 optimizer: dict | None = None, grad_scaler: dict | None = None, world_size: int = 1,
+                 origin: str = "train") -> dict:
+    """Everything a checkpoint holds besides the format marker; `cfg` is a resolved TrainConfig.
 
+    `progress` is TrainState.to_dict(); `origin` says whether training wrote it or bench made untrained weights.
+    """
     spec = get_spec(cfg.model)
     progress = progress or {"epoch": 0, "batch": 0, "global_step": 0, "partial": None, "metrics": [],
                             "elapsed": 0.0}
     return {
         "model": {"name": cfg.model, "num_classes": num_classes(cfg.dataset),
                   "reference_accuracy": spec.reference_accuracy, "source": spec.source},
+        "origin": origin,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "train_config": cfg.to_dict(),
         "epoch": progress["epoch"],
@@ -60,33 +68,37 @@ def make_payload(cfg, model: nn.Module, classes, mean, std, *, progress: dict | 
 
 
 def write_untrained(model_name: str, run_dir: str | os.PathLike, seed: int = 0) -> Path:
-    """A checkpoint of freshly initialised weights, for benchmarking a model nobody trained yet."""
-    from toolkit.config import TrainConfig
-    from toolkit.data import CIFAR10_CLASSES, normalization
-    from toolkit.models import create_model
+    """A checkpoint of freshly initialised weights, for benchmarking a model nobody trained yet.
 
+    The folder gets no metrics.jsonl, so it never counts as a trained run (core.runs.is_trained_run).
+    """
     cfg = TrainConfig(model=model_name, run_name=Path(run_dir).name, seed=seed).resolved()
     torch.manual_seed(seed)
     mean, std = normalization(cfg.dataset, cfg.normalize)
     Path(run_dir).mkdir(parents=True, exist_ok=True)
-    path = Path(run_dir) / CHECKPOINT_NAME
-    save_checkpoint(path, make_payload(cfg, create_model(model_name), CIFAR10_CLASSES, mean, std))
+    path = Path(run_dir) / CHECKPOINT
+    save_checkpoint(path, make_payload(cfg, create_model(model_name), CIFAR10_CLASSES, mean, std,
+                                       origin="untrained"))
     return path
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     """Write atomically: the previous checkpoint stays intact until the new one is complete."""
     with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **payload}, tmp)
+        try:
+            torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **payload}, tmp)
+        except RuntimeError as exc:  # torch's file writer reports a full disk or size limit this way
+            raise CheckpointError(f"cannot write checkpoint {path} ({first_line(exc, 120)}); the previous "
+                                  f"checkpoint is intact; free disk space or raise the file-size limit") from None
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """A checkpoint file, or a run folder holding checkpoint.pt."""
     path = Path(path)
     if path.is_dir():
-        path = path / CHECKPOINT_NAME
+        path = path / CHECKPOINT
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; pass a run folder or its {CHECKPOINT_NAME}")
+        raise CheckpointError(f"checkpoint {path} does not exist; pass a run folder or its {CHECKPOINT}")
     return path
 
 
@@ -101,6 +113,11 @@ def load_checkpoint(path: str | os.PathLike, *, expect_model: str | None = None)
         raise CheckpointError(f"{path}: not a toolkit checkpoint (no '{FORMAT}' marker)")
     if ckpt.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{path}: written by a newer toolkit (format {ckpt['format_version']}); upgrade")
+    for key, inner in REQUIRED_KEYS.items():
+        missing = key if key not in ckpt else next((f"{key}.{k}" for k in inner
+                                                    if not isinstance(ckpt[key], dict) or k not in ckpt[key]), None)
+        if missing:
+            raise CheckpointError(f"{path}: damaged checkpoint, '{missing}' is missing; re-run toolkit train")
     name = ckpt["model"]["name"]
     if expect_model is not None and name != expect_model:
         raise CheckpointError(f"{path}: checkpoint is for model {name!r}, not {expect_model!r}")
@@ -109,12 +126,10 @@ def load_checkpoint(path: str | os.PathLike, *, expect_model: str | None = None)
 
 def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
     """The trained model in eval mode on the CPU."""
-    from toolkit.models import create_model
-
-    model = create_model(ckpt["model"]["name"], num_classes=ckpt["model"]["num_classes"])
     try:
+        model = create_model(ckpt["model"]["name"], num_classes=ckpt["model"]["num_classes"])
         model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise CheckpointError(f"checkpoint weights do not fit model {ckpt['model']['name']!r}: {first}") from None
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint weights do not fit model {ckpt['model']['name']!r}: "
+                              f"{first_line(exc)}") from None
     return model.eval()

@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from toolkit.device import pick_device
+from toolkit.core.device import pick_device
 
 
 @dataclass
@@ -23,7 +23,6 @@ class DistContext:
     enabled: bool = False
     rank: int = 0
     world_size: int = 1
-    local_rank: int = 0
     device: torch.device | None = None
 
     @property
@@ -70,4 +69,4 @@ def setup(device_name: str = "auto") -> DistContext:
     backend = "nccl" if device.type == "cuda" else "gloo"
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
-    return DistContext(True, rank, world, local_rank, device)
+    return DistContext(True, rank, world, device)

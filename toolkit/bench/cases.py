@@ -1,0 +1,61 @@
+"""The work each isolated benchmark process does: an inference case, a training case, the matmul peak.
+
+These functions run in the child (see isolate.py); each opens what it times exactly as the shipped
+commands do: runtimes through the format registry, training through the step `toolkit train` runs.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from toolkit.bench.isolate import report_errors
+from toolkit.bench.timing import matmul_peak_gflops, time_call
+
+
+def inference_case(spec: dict) -> dict:
+    from toolkit.export.formats import open_runtime
+
+    torch.set_num_threads(spec["threads"])
+    torch.set_num_interop_threads(1)
+    rt = open_runtime(spec["runtime"], spec["path"], spec["device"], spec["threads"], **(spec.get("options") or {}))
+    results = []
+    for b in spec["batch_sizes"]:
+        x = torch.randn(b, 3, 32, 32, generator=torch.Generator().manual_seed(b))
+        timing = time_call(lambda: rt.run(x), b, warmup=spec["warmup"], rounds=spec["rounds"],
+                           budget_s=spec["budget_s"])
+        results.append(timing.stats())
+    return {"runtime": spec["runtime"], "device": spec["device"], "variant": spec.get("variant", ""),
+            "details": rt.describe(), "torch_threads": torch.get_num_threads(), "results": results}
+
+
+def training_case(spec: dict) -> dict:
+    from toolkit.bench.train_step import seed_loop, toolkit_loop
+    from toolkit.data import load_dataset
+
+    torch.set_num_threads(spec["threads"])
+    data = load_dataset(spec["dataset"], True, spec.get("data_dir"), limit=spec["images"], download=False)
+    common = dict(model=spec["model"], batch_size=spec["batch_size"], device=spec["device"])
+    if spec["loop"] == "seed":
+        loop = seed_loop(data, **common)
+    else:
+        loop = toolkit_loop(data, **common, amp=spec["amp"], channels_last=spec["channels_last"],
+                            compile=spec.get("compile", False))
+    t = loop.time(spec["steps"], spec["warmup"])
+    return {"device": spec["device"], "threads": torch.get_num_threads(), **t.to_dict()}
+
+
+def peak_case(spec: dict) -> dict:
+    torch.backends.cuda.matmul.allow_tf32 = False  # the fp32 peak, not TF32's
+    return {d: matmul_peak_gflops(spec["threads"], device=d) for d in spec["devices"] if d != "mps"}
+
+
+def inference_worker(spec: dict, queue) -> None:
+    report_errors(queue, f"{spec['runtime']}/{spec['device']}", lambda: inference_case(spec))
+
+
+def training_worker(spec: dict, queue) -> None:
+    report_errors(queue, f"training {spec['loop']}/{spec['device']}", lambda: training_case(spec))
+
+
+def peak_worker(spec: dict, queue) -> None:
+    report_errors(queue, "matmul peak", lambda: peak_case(spec))

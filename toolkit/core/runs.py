@@ -1,0 +1,105 @@
+"""Run folders: their file names, which one is the newest trained run, and claiming one for a writer.
+
+A run folder is OUT/<run name>/ holding checkpoint.pt and what later stages add beside it. Training claims
+its folder for as long as it runs (an exclusive lock), so two runs never write into one folder; a folder
+that a failed start created and left empty is removed again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from toolkit.core.errors import RunFolderError, first_line
+from toolkit.core.files import TEMP_SUFFIX, temp_prefix
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"  # written by every training save; folders of untrained weights have none
+SUMMARY = "summary.json"
+MANIFEST = "manifest.json"
+TRAINING_FILES = (CHECKPOINT, METRICS, SUMMARY)
+
+
+def is_trained_run(folder: Path) -> bool:
+    """A folder that `toolkit train` wrote (not one of bench's untrained-model folders)."""
+    return (folder / CHECKPOINT).is_file() and (folder / METRICS).is_file()
+
+
+def latest_run(out: str | os.PathLike = "artifacts") -> Path:
+    """The trained run under `out` whose checkpoint was written last."""
+    runs = [p.parent for p in Path(out).glob(f"*/{CHECKPOINT}") if is_trained_run(p.parent)]
+    if not runs:
+        raise RunFolderError(f"no trained run under {out}/; run `toolkit train` first or pass a run folder")
+    return max(runs, key=lambda p: (p / CHECKPOINT).stat().st_mtime)
+
+
+def ensure_writable(folder: Path) -> None:
+    """Fail now, with one line, rather than after minutes of work that could not be saved."""
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".write-test."):
+            pass
+    except OSError as exc:
+        raise RunFolderError(f"cannot write to {folder} ({exc.strerror or first_line(exc)}); "
+                             f"use a writable folder (copy the run, or pass --out)") from None
+
+
+def remove_stale_temps(folder: Path, names: tuple[str, ...] = TRAINING_FILES) -> list[Path]:
+    """Delete temporary files an earlier, killed writer of `names` left behind (a checkpoint's can be GBs)."""
+    removed = []
+    for name in names:
+        for tmp in folder.glob(f"{temp_prefix(name)}*{TEMP_SUFFIX}"):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+@contextlib.contextmanager
+def claim_run_dir(folder: Path, *, resuming: bool) -> Iterator[Path]:
+    """Create (or reopen, when resuming) `folder` and hold an exclusive lock on it for the block.
+
+    A new run refuses a folder that already holds a checkpoint; a second process claiming the same folder
+    fails at once. If the block fails before anything was written, a folder this call created is removed.
+    """
+    created = False
+    try:
+        if not folder.is_dir():
+            folder.mkdir(parents=True)
+            created = True
+    except FileExistsError:
+        pass  # another process created it a moment ago; the lock below decides who may use it
+    except OSError as exc:
+        raise RunFolderError(f"cannot create {folder} ({exc.strerror or first_line(exc)}); "
+                             f"pass --out with a writable folder") from None
+    if not folder.is_dir():
+        raise RunFolderError(f"cannot create {folder}: a file of that name is in the way; pass --out with a folder")
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        _lock(fd, folder)
+        if not resuming and (folder / CHECKPOINT).exists():
+            raise RunFolderError(f"{folder} already holds a run; pick another --run-name or continue it with "
+                                 f"--resume {folder}")
+        ensure_writable(folder)
+        remove_stale_temps(folder)
+        yield folder
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only succeeds when nothing was written
+        raise
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _lock(fd: int, folder: Path) -> None:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no advisory locks; the checkpoint check still guards new runs
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise RunFolderError(f"{folder} is in use by another toolkit process; wait for it to finish "
+                             f"or pick another --run-name") from None

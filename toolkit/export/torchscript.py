@@ -1,0 +1,31 @@
+"""TorchScript export: trace (or script), freeze, save. Loaded back by runtimes/torchscript.py.
+
+TorchScript is deprecated upstream in favour of torch.export; this file, the runtime and one line in
+formats.py are all there is of it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from toolkit.core.errors import ConfigError
+
+MODES = ("trace", "script")
+
+
+def write(model: nn.Module, example: torch.Tensor, path: Path, ckpt: dict, *, ts_mode: str = "trace",
+          **_: Any) -> dict[str, Any]:
+    """Write a frozen TorchScript module for inference (the caller checks and renames it)."""
+    if ts_mode not in MODES:
+        raise ConfigError(f"unknown TorchScript mode {ts_mode!r}; choose trace or script")
+    model = model.eval()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the deprecation notice says nothing the module docstring does not
+        module = torch.jit.trace(model, example) if ts_mode == "trace" else torch.jit.script(model)
+        torch.jit.save(torch.jit.freeze(module), str(path))
+    return {"mode": ts_mode, "frozen": True}
