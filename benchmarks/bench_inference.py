@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from toolkit.bench.timing import percentile
-from toolkit.train.checkpoint import write_untrained
 from toolkit.export import export
 from toolkit.export.formats import RUNTIMES, format_of, open_runtime, runtime_class
+from toolkit.train.checkpoint import write_untrained
 
 MODEL = "tutorial-cnn"
 THREADS = os.cpu_count() or 1
@@ -43,7 +43,15 @@ def test_inference(benchmark, run_dir, runtime, device, batch):
     benchmark.pedantic(rt.run, args=(x,), rounds=rounds, warmup_rounds=3, iterations=1)
     data = sorted(benchmark.stats.stats.data)
     benchmark.extra_info.update(
-        runtime=runtime, device=device, batch=batch, threads=THREADS, details=rt.describe(),
+        runtime=runtime,
+        device=device,
+        batch=batch,
+        threads=THREADS,
+        details=rt.describe(),
         img_per_s=batch / benchmark.stats.stats.mean,
-        latency_ms={"p50": 1e3 * percentile(data, 50), "p90": 1e3 * percentile(data, 90),
-                    "p99": 1e3 * percentile(data, 99)})
+        latency_ms={
+            "p50": 1e3 * percentile(data, 50),
+            "p90": 1e3 * percentile(data, 90),
+            "p99": 1e3 * percentile(data, 99),
+        },
+    )

@@ -8,8 +8,8 @@ included, with the device synchronized before it returns; img/s goes into extra_
 import pytest
 import torch
 
-from toolkit.data import synthetic
 from toolkit.bench.train_step import seed_loop, toolkit_loop
+from toolkit.data import synthetic
 
 BATCH = 64
 
@@ -22,5 +22,10 @@ def test_train_step(benchmark, loop, device):
     build = seed_loop if loop == "seed" else toolkit_loop
     steps = build(synthetic(8 * BATCH), batch_size=BATCH, device=device)
     benchmark.pedantic(steps.step, rounds=8, warmup_rounds=2, iterations=1)
-    benchmark.extra_info.update(loop=loop, device=device, batch=BATCH, threads=torch.get_num_threads(),
-                                img_per_s=BATCH / benchmark.stats.stats.mean)
+    benchmark.extra_info.update(
+        loop=loop,
+        device=device,
+        batch=BATCH,
+        threads=torch.get_num_threads(),
+        img_per_s=BATCH / benchmark.stats.stats.mean,
+    )

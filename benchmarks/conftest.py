@@ -23,5 +23,6 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     import torch
 
     from toolkit.core.machine import machine_info as facts
+
     machine_info["toolkit"] = facts()
     machine_info["torch_threads"] = torch.get_num_threads()

@@ -23,19 +23,33 @@ from toolkit.core.machine import machine_info
 
 def run(args: dict) -> dict:
     results: dict[str, list[dict]] = {"seed": [], "toolkit": []}
-    base = {"model": args["model"], "batch_size": args["batch_size"], "steps": args["steps"],
-            "warmup": args["warmup"], "threads": args["threads"], "dataset": args["dataset"],
-            "data_dir": args["data_dir"], "images": args["images"], "device": args["device"], "amp": args["amp"],
-            "channels_last": args["channels_last"]}
+    base = {
+        "model": args["model"],
+        "batch_size": args["batch_size"],
+        "steps": args["steps"],
+        "warmup": args["warmup"],
+        "threads": args["threads"],
+        "dataset": args["dataset"],
+        "data_dir": args["data_dir"],
+        "images": args["images"],
+        "device": args["device"],
+        "amp": args["amp"],
+        "channels_last": args["channels_last"],
+    }
     for _ in range(args["rounds"]):
         for kind in ("seed", "toolkit"):
             spec = {**base, "loop": kind}
             results[kind].append(run_isolated(training_worker, spec, label=f"{kind} loop"))
-    ratios = [t["img_per_s"] / s["img_per_s"] for s, t in zip(results["seed"], results["toolkit"])]
-    return {"args": args, "machine": machine_info(), "results": results,
-            "seed_img_per_s": statistics.median(r["img_per_s"] for r in results["seed"]),
-            "toolkit_img_per_s": statistics.median(r["img_per_s"] for r in results["toolkit"]),
-            "ratio": statistics.median(ratios), "ratios": ratios}
+    ratios = [t["img_per_s"] / s["img_per_s"] for s, t in zip(results["seed"], results["toolkit"], strict=True)]
+    return {
+        "args": args,
+        "machine": machine_info(),
+        "results": results,
+        "seed_img_per_s": statistics.median(r["img_per_s"] for r in results["seed"]),
+        "toolkit_img_per_s": statistics.median(r["img_per_s"] for r in results["toolkit"]),
+        "ratio": statistics.median(ratios),
+        "ratios": ratios,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,8 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     m = out["machine"]
-    print(f"CPU: {m['cpu_model']}  GPU: {m['gpu'] or 'none'}  device: {args['device']}  threads: {args['threads']}  "
-          f"torch {m['torch']}")
+    print(
+        f"CPU: {m['cpu_model']}  GPU: {m['gpu'] or 'none'}  device: {args['device']}  threads: {args['threads']}  "
+        f"torch {m['torch']}"
+    )
     print(f"{'loop':<10}{'img/s (median of rounds)':>26}   per-round img/s (cv of step times)")
     for kind in ("seed", "toolkit"):
         rounds = ", ".join(f"{r['img_per_s']:.1f} ({100 * r['cv']:.0f}%)" for r in out["results"][kind])

@@ -34,8 +34,11 @@ def write_pickle(path: Path, obj) -> None:
 
 def make_batch(rows: int, seed: int = 0, num_classes: int = 10) -> dict:
     rng = np.random.default_rng(seed)
-    return {"batch_label": "fake", "labels": rng.integers(0, num_classes, rows).tolist(),
-            "data": rng.integers(0, 256, (rows, 3072), dtype=np.uint8)}
+    return {
+        "batch_label": "fake",
+        "labels": rng.integers(0, num_classes, rows).tolist(),
+        "data": rng.integers(0, 256, (rows, 3072), dtype=np.uint8),
+    }
 
 
 @pytest.fixture

@@ -1,6 +1,12 @@
 """Small trained runs for export/verify/bench tests: one step on a synthetic set, in seconds."""
 
+import contextlib
+import os
+import signal
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from toolkit.train import train
 
@@ -11,3 +17,28 @@ def tiny_run(out: Path, model: str = "resnet20", name: str | None = None) -> Pat
     name = name or model
     train(model=model, out=str(out), run_name=name, **TINY)
     return Path(out) / name
+
+
+@contextlib.contextmanager
+def unwritable(folder: Path):
+    """Make `folder` unwritable even for root (chattr +i); skip the test where that cannot be done."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        undo = ["chmod", "755", str(folder)]
+    elif subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0:
+        undo = ["chattr", "-i", str(folder)]  # root ignores mode bits, not the immutable attribute
+    else:
+        pytest.skip("cannot make a folder unwritable here (root without chattr)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(undo, capture_output=True)
+
+
+def kill_self(spec, queue):
+    """A benchmark worker that dies the way the OOM killer ends a process."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def report_and_exit(spec, queue):
+    queue.put(("ok", {"value": spec["value"]}))

@@ -57,8 +57,22 @@ def exported_run(tmp_path_factory):
 
 
 def test_bench_writes_reports(exported_run):
-    r = run("bench", exported_run, "--batch-sizes", "1,4", "--rounds", "3", "--warmup", "1", "--budget", "1",
-            "--train-steps", "1", "--threads", "1")
+    r = run(
+        "bench",
+        exported_run,
+        "--batch-sizes",
+        "1,4",
+        "--rounds",
+        "3",
+        "--warmup",
+        "1",
+        "--budget",
+        "1",
+        "--train-steps",
+        "1",
+        "--threads",
+        "1",
+    )
     assert r.exit_code == 0, r.output
     result = json.loads((exported_run / "bench.json").read_text())
     assert result["machine"]["cpu_model"] and result["threads"] == 1
@@ -81,14 +95,17 @@ def test_bench_writes_reports(exported_run):
     assert (exported_run / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--batch-sizes", "0,32"], "--batch-sizes takes comma-separated positive integers"),
-    (["--batch-sizes", "a"], "--batch-sizes takes comma-separated positive integers"),
-    (["--runtime", "tvm"], "unknown runtime 'tvm'"),
-    (["--device", "cuda"], "device 'cuda' is not available"),
-    (["--device", "npu"], "unknown device 'npu'"),
-    (["--rounds", "0"], "--rounds must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--batch-sizes", "0,32"], "--batch-sizes takes comma-separated positive integers"),
+        (["--batch-sizes", "a"], "--batch-sizes takes comma-separated positive integers"),
+        (["--runtime", "tvm"], "unknown runtime 'tvm'"),
+        (["--device", "cuda"], "device 'cuda' is not available"),
+        (["--device", "npu"], "unknown device 'npu'"),
+        (["--rounds", "0"], "--rounds must be a positive integer"),
+    ],
+)
 def test_bench_bad_options(exported_run, args, fragment):
     assert_one_line_error(run("bench", exported_run, *args), fragment)
 

@@ -41,15 +41,18 @@ def test_models_lists_registry():
     assert r.exit_code == 0 and "resnet56" in r.stdout and "93.03%" in r.stdout
 
 
-@pytest.mark.parametrize("args, fragments", [
-    (["--model", "vgg"], ["unknown model 'vgg'", "choose one of: tutorial-cnn"]),
-    (["--epochs", "0"], ["--epochs must be a positive integer, got 0"]),
-    (["--batch-size", "-4"], ["--batch-size must be a positive integer"]),
-    (["--device", "cuda"], ["device 'cuda' is not available", "--device cpu"]),
-    (["--device", "tpu"], ["unknown device 'tpu'"]),
-    (["--optimizer", "lion"], ["unknown optimizer 'lion'"]),
-    (["--dataset", "mnist"], ["unknown dataset 'mnist'"]),
-])
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--model", "vgg"], ["unknown model 'vgg'", "choose one of: tutorial-cnn"]),
+        (["--epochs", "0"], ["--epochs must be a positive integer, got 0"]),
+        (["--batch-size", "-4"], ["--batch-size must be a positive integer"]),
+        (["--device", "cuda"], ["device 'cuda' is not available", "--device cpu"]),
+        (["--device", "tpu"], ["unknown device 'tpu'"]),
+        (["--optimizer", "lion"], ["unknown optimizer 'lion'"]),
+        (["--dataset", "mnist"], ["unknown dataset 'mnist'"]),
+    ],
+)
 def test_bad_options(tmp_path, args, fragments):
     r = run("train", *SMALL, "--out", tmp_path, "--run-name", "x", *args)
     assert_one_line_error(r, *fragments)
@@ -70,7 +73,10 @@ def test_unwritable_out(tmp_path):
 
 
 def test_existing_run_is_not_overwritten(tmp_path):
-    assert run("train", "--model", "resnet20", "--epochs", "1", *SMALL, "--out", tmp_path, "--run-name", "a").exit_code == 0
+    assert (
+        run("train", "--model", "resnet20", "--epochs", "1", *SMALL, "--out", tmp_path, "--run-name", "a").exit_code
+        == 0
+    )
     before = (tmp_path / "a" / "checkpoint.pt").read_bytes()
     r = run("train", "--model", "resnet20", *SMALL, "--out", tmp_path, "--run-name", "a")
     assert_one_line_error(r, "already holds a run", "--resume")
@@ -82,9 +88,68 @@ def test_bad_resume_files(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00garbage")
     assert_one_line_error(run("train", "--resume", bad), "cannot be read as a checkpoint")
-    assert run("train", "--model", "resnet20", "--epochs", "1", *SMALL, "--out", tmp_path, "--run-name", "a").exit_code == 0
+    assert (
+        run("train", "--model", "resnet20", "--epochs", "1", *SMALL, "--out", tmp_path, "--run-name", "a").exit_code
+        == 0
+    )
     ckpt = tmp_path / "a" / "checkpoint.pt"
-    assert_one_line_error(run("train", "--resume", ckpt, "--model", "resnet56"), "is for model 'resnet20', not 'resnet56'")
+    assert_one_line_error(
+        run("train", "--resume", ckpt, "--model", "resnet56"), "is for model 'resnet20', not 'resnet56'"
+    )
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(ckpt.read_bytes()[:5000])
     assert_one_line_error(run("train", "--resume", truncated), "truncated, corrupt")
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--lr", "inf"], ["--lr must be a positive finite number, got inf"]),
+    (["--lr", "nan"], ["--lr must be a positive finite number, got nan"]),
+    (["--momentum", "1.5"], ["--momentum must be in [0, 1)"]),
+    (["--label-smoothing", "-0.1"], ["--label-smoothing must be in [0, 1)"]),
+    (["--device", "cpu:x"], ["bad device 'cpu:x'"]),
+])
+def test_bad_numbers_and_devices(tmp_path, args, fragments):
+    assert_one_line_error(run("train", *SMALL, "--out", tmp_path, "--run-name", "x", *args), *fragments)
+    assert not (tmp_path / "x").exists()
+
+
+def test_resume_refuses_options_it_would_ignore(tmp_path):
+    assert run("train", "--model", "resnet20", "--epochs", "1", *SMALL, "--out", tmp_path, "--run-name", "a").exit_code == 0
+    r = run("train", "--resume", tmp_path / "a", "--lr", "0.5", "--batch-size", "7")
+    assert_one_line_error(r, "cannot change --batch-size, --lr when resuming")
+    # Repeating a value the run already has is not a change.
+    assert run("train", "--resume", tmp_path / "a", "--batch-size", "32", "--epochs", "2").exit_code == 0
+
+
+def test_a_failed_start_leaves_no_folder(tmp_path):
+    r = run("train", "--data-dir", tmp_path / "nothing", "--no-download", "--out", tmp_path / "out", "--run-name", "x")
+    assert_one_line_error(r, "cifar10 not found")
+    assert not (tmp_path / "out" / "x").exists()
+
+
+def test_checkpoint_with_the_marker_but_missing_keys(tmp_path):
+    import torch
+
+    path = tmp_path / "damaged.pt"
+    torch.save({"format": "toolkit-checkpoint", "format_version": 1, "model": {"name": "resnet20"}}, path)
+    assert_one_line_error(run("train", "--resume", path), "damaged checkpoint, 'model.num_classes' is missing")
+    assert_one_line_error(run("export", path), "damaged checkpoint")
+
+
+def test_a_full_disk_during_a_checkpoint_save_is_one_line(tmp_path):
+    """A file-size limit below the checkpoint's size fails its save as a full disk would."""
+    import resource
+    import subprocess
+    import sys
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, resource.RLIM_INFINITY))  # resnet20 saves ~2.2 MB
+
+    done = subprocess.run([sys.executable, "-m", "toolkit", "train", "--model", "resnet20", "--epochs", "1",
+                           *SMALL, "--out", str(tmp_path), "--run-name", "full", "--progress", "none"],
+                          capture_output=True, text=True, preexec_fn=limit, timeout=300)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "cannot write checkpoint" in lines[0] and "disk full or a file-size limit" in lines[0], lines[0]
+    assert not list((tmp_path / "full").glob(".*.tmp"))

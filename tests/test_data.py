@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from tests.conftest import make_batch, write_pickle
+from toolkit.core.errors import DataError
 from toolkit.data import cifar as data_mod
 from toolkit.data import find_or_download, load_dataset, read_cifar, synthetic
-from toolkit.core.errors import DataError
 
 
 def test_reader_reads_planes_in_rgb_order(fake_cifar):
@@ -31,14 +31,17 @@ def test_data_dir_may_be_the_folder_itself(fake_cifar):
     assert find_or_download("cifar10", fake_cifar, download=False) == fake_cifar
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda b: b.pop("data"), "key 'data' is missing"),
-    (lambda b: b.update(data=b["data"][:, :3000]), "rows of 3072"),
-    (lambda b: b.update(data=b["data"].astype(np.float32)), "uint8"),
-    (lambda b: b.update(labels=[11] * 10_000), "labels must lie in 0..9"),
-    (lambda b: b.update(labels=b["labels"][:-1]), "integer labels"),
-    (lambda b: b.update(data=b["data"][:9000], labels=b["labels"][:9000]), "expected 10000 rows"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda b: b.pop("data"), "key 'data' is missing"),
+        (lambda b: b.update(data=b["data"][:, :3000]), "rows of 3072"),
+        (lambda b: b.update(data=b["data"].astype(np.float32)), "uint8"),
+        (lambda b: b.update(labels=[11] * 10_000), "labels must lie in 0..9"),
+        (lambda b: b.update(labels=b["labels"][:-1]), "integer labels"),
+        (lambda b: b.update(data=b["data"][:9000], labels=b["labels"][:9000]), "expected 10000 rows"),
+    ],
+)
 def test_reader_names_file_and_problem(fake_cifar, mutate, message):
     batch = make_batch(10_000)
     mutate(batch)
@@ -78,6 +81,7 @@ def test_unpickler_refuses_code(fake_cifar):
 def test_missing_set_offline_says_what_to_do(tmp_path, monkeypatch):
     def offline(name, root):
         raise DataError("cifar10 is not in X and could not be downloaded (URLError: offline); copy ...")
+
     monkeypatch.setattr(data_mod, "_download", offline)
     with pytest.raises(DataError, match="could not be downloaded"):
         load_dataset("cifar10", True, tmp_path)

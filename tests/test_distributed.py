@@ -18,8 +18,26 @@ import torch
 
 from toolkit.train import train
 
-ARGS = ["--model", "tutorial-cnn", "--dataset", "synthetic", "--limit-train", "192", "--limit-test", "64",
-        "--batch-size", "64", "--epochs", "1", "--optimizer", "sgd", "--lr", "0.01", "--progress", "plain"]
+ARGS = [
+    "--model",
+    "tutorial-cnn",
+    "--dataset",
+    "synthetic",
+    "--limit-train",
+    "192",
+    "--limit-test",
+    "64",
+    "--batch-size",
+    "64",
+    "--epochs",
+    "1",
+    "--optimizer",
+    "sgd",
+    "--lr",
+    "0.01",
+    "--progress",
+    "plain",
+]
 
 
 def _weights(path):
@@ -29,13 +47,40 @@ def _weights(path):
 @pytest.mark.slow
 def test_ddp_two_ranks_match_one_process(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "toolkit", "train", *ARGS, "--device", "cpu", "--out", str(tmp_path), "--run-name", "ddp"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "toolkit",
+        "train",
+        *ARGS,
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path),
+        "--run-name",
+        "ddp",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert done.stdout.count("epoch   1/1") == 1  # only rank 0 prints
-    train(model="tutorial-cnn", dataset="synthetic", limit_train=192, limit_test=64, batch_size=64, epochs=1,
-          optimizer="sgd", lr=0.01, device="cpu", out=str(tmp_path), run_name="single")
+    train(
+        model="tutorial-cnn",
+        dataset="synthetic",
+        limit_train=192,
+        limit_test=64,
+        batch_size=64,
+        epochs=1,
+        optimizer="sgd",
+        lr=0.01,
+        device="cpu",
+        out=str(tmp_path),
+        run_name="single",
+    )
     ddp, single = _weights(tmp_path / "ddp" / "checkpoint.pt"), _weights(tmp_path / "single" / "checkpoint.pt")
     assert ddp["world_size"] == 2 and single["world_size"] == 1
     assert ddp["progress"]["global_step"] == single["progress"]["global_step"] == 3

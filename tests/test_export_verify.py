@@ -62,7 +62,9 @@ def test_verify_passes_and_writes_reports(run_copy):
     assert labels == {("torchscript", "cpu"), ("onnxruntime", "cpu")}
     for e in parity["entries"]:
         assert e["agreement"] == 100.0 and e["max_abs"] < 1e-4 and e["file_matches_manifest"] is True
-    assert "| onnxruntime | exporter dynamo, opset 18 | cpu | CPUExecutionProvider" in (run_copy / "parity.md").read_text()
+    assert (
+        "| onnxruntime | exporter dynamo, opset 18 | cpu | CPUExecutionProvider" in (run_copy / "parity.md").read_text()
+    )
 
 
 def test_verify_fails_on_a_perturbed_onnx_weight(run_copy):
@@ -88,16 +90,24 @@ def test_export_newest_run_by_default(tmp_path, monkeypatch):
     tiny_run(tmp_path / "artifacts", "resnet20", "only")
     r = run("export", "--format", "torchscript")
     assert r.exit_code == 0, r.output
-    assert "using the newest trained run: artifacts/only" in r.stdout and (tmp_path / "artifacts/only/model.ts").exists()
+    assert (
+        "using the newest trained run: artifacts/only" in r.stdout and (tmp_path / "artifacts/only/model.ts").exists()
+    )
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--format", "tflite"], "unknown format 'tflite'; choose one of: torchscript, onnx or all"),
-    (["--exporter", "fx"], "unknown ONNX exporter 'fx'"),
-    (["--opset", "9"], "--opset 9 is out of range for the dynamo exporter; use 18 to"),
-    (["--opset", "12", "--exporter", "torchscript"], "--opset 12 is out of range for the torchscript exporter; use 13 to"),
-    (["--opset", "99"], "--opset 99 is out of range"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--format", "tflite"], "unknown format 'tflite'; choose one of: torchscript, onnx or all"),
+        (["--exporter", "fx"], "unknown ONNX exporter 'fx'"),
+        (["--opset", "9"], "--opset 9 is out of range for the dynamo exporter; use 18 to"),
+        (
+            ["--opset", "12", "--exporter", "torchscript"],
+            "--opset 12 is out of range for the torchscript exporter; use 13 to",
+        ),
+        (["--opset", "99"], "--opset 99 is out of range"),
+    ],
+)
 def test_export_bad_options(exported_run, args, fragment):
     assert_one_line_error(run("export", exported_run, *args), fragment)
 

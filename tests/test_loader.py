@@ -41,7 +41,7 @@ def test_start_batch_resumes_the_same_epoch(data):
     full = list(loader.epoch(3))
     tail = list(loader.epoch(3, start_batch=4))
     assert len(tail) == len(full) - 4
-    for (xa, ya), (xb, yb) in zip(full[4:], tail):
+    for (xa, ya), (xb, yb) in zip(full[4:], tail, strict=True):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
 
 
@@ -59,8 +59,10 @@ def test_crop_is_a_shift_with_zero_border_and_flip_mirrors():
 
 def test_ranks_split_each_global_batch_exactly(data):
     single = list(TensorLoader(data, 32, shuffle=True, augment=True, seed=1, drop_last=True).epoch(2))
-    ranks = [list(TensorLoader(data, 32, shuffle=True, augment=True, seed=1, drop_last=True,
-                               rank=r, world_size=2).epoch(2)) for r in range(2)]
+    ranks = [
+        list(TensorLoader(data, 32, shuffle=True, augment=True, seed=1, drop_last=True, rank=r, world_size=2).epoch(2))
+        for r in range(2)
+    ]
     for i, (x, y) in enumerate(single):
         assert torch.equal(torch.cat([ranks[0][i][0], ranks[1][i][0]]), x)
         assert torch.equal(torch.cat([ranks[0][i][1], ranks[1][i][1]]), y)

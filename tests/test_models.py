@@ -7,8 +7,13 @@ from toolkit.models import REGISTRY, create_model, get_spec, list_models
 # Parameter counts for 10 classes: tutorial = 1,792 + 73,856 + 25,690,368 (fc1) + 2,570; the ResNets
 # match the widely used CIFAR implementations (resnet20 0.27 M, resnet56 0.85 M); resnet18 = torchvision's
 # 11,689,512 minus the 7x7 stem and the 1000-way head, plus a 3x3 stem and a 10-way head.
-PARAMS = {"tutorial-cnn": 25_768_586, "resnet20": 269_722, "resnet56": 853_018,
-          "fast-cnn": 1_972_792, "resnet18": 11_173_962}
+PARAMS = {
+    "tutorial-cnn": 25_768_586,
+    "resnet20": 269_722,
+    "resnet56": 853_018,
+    "fast-cnn": 1_972_792,
+    "resnet18": 11_173_962,
+}
 
 
 def test_registry_lists_every_model_with_a_recipe():

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from tests.helpers import tiny_run
-from toolkit.train.checkpoint import load_checkpoint, model_from_checkpoint
 from toolkit.export import export
-from toolkit.models import list_models
 from toolkit.export.formats import RUNTIMES, format_of, open_runtime, runtime_class
+from toolkit.models import list_models
+from toolkit.train.checkpoint import load_checkpoint, model_from_checkpoint
 
 
 @pytest.fixture(scope="module")

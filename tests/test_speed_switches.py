@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from tests.test_cli_train import assert_one_line_error, run
+from toolkit.bench.time_to_accuracy import time_to_accuracy
 from toolkit.core.errors import ConfigError
 from toolkit.export import export
 from toolkit.train import train
-from toolkit.bench.time_to_accuracy import time_to_accuracy
 
 SMALL = dict(dataset="synthetic", limit_train=64, limit_test=64, batch_size=32, eval_batch_size=64, epochs=1)
 
@@ -35,8 +35,7 @@ def test_fp16_uses_a_grad_scaler_that_resumes(tmp_path):
 
 @pytest.mark.slow
 def test_compile_runs_or_says_why_not(tmp_path):
-    result = train(model="resnet20", compile=True, out=str(tmp_path), run_name="c",
-                   **{**SMALL, "limit_train": 32})
+    result = train(model="resnet20", compile=True, out=str(tmp_path), run_name="c", **{**SMALL, "limit_train": 32})
     s = result.summary
     assert s["compiled"] or s["compile_skipped"], s
     assert json.loads((tmp_path / "c" / "summary.json").read_text())["compiled"] == s["compiled"]
@@ -47,8 +46,16 @@ def test_bad_amp_is_one_line(tmp_path):
 
 
 def test_time_to_accuracy_counts_training_time_only(tmp_path):
-    r = time_to_accuracy(0.6, model="tutorial-cnn", dataset="synthetic", limit_train=256, limit_test=128,
-                         epochs=4, out=str(tmp_path), warmup_steps=1)
+    r = time_to_accuracy(
+        0.6,
+        model="tutorial-cnn",
+        dataset="synthetic",
+        limit_train=256,
+        limit_test=128,
+        epochs=4,
+        out=str(tmp_path),
+        warmup_steps=1,
+    )
     assert r["reached"] and r["target_accuracy"] == 60.0
     assert r["time_to_accuracy_s"] == pytest.approx(sum(e["train_seconds"] for e in r["per_epoch"]))
     assert r["per_epoch"][-1]["test_acc"] >= 60.0

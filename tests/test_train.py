@@ -5,9 +5,9 @@ import signal
 import pytest
 import torch
 
-from toolkit.train.checkpoint import load_checkpoint, model_from_checkpoint
 from toolkit.core.errors import Interrupted, TrainingDiverged
 from toolkit.train import loop, train
+from toolkit.train.checkpoint import load_checkpoint, model_from_checkpoint
 
 SMALL = dict(dataset="synthetic", limit_train=96, limit_test=64, batch_size=32, eval_batch_size=64)
 
@@ -58,7 +58,9 @@ def test_ctrl_c_writes_resumable_checkpoint(tmp_path):
         if (epoch, i) == (0, 1):
             os.kill(os.getpid(), signal.SIGINT)
 
-    with pytest.raises(Interrupted, match=r"stopped by SIGINT in epoch 1 at step 2; .*resume with: toolkit train --resume \S+/cut$"):
+    with pytest.raises(
+        Interrupted, match=r"stopped by SIGINT in epoch 1 at step 2; .*resume with: toolkit train --resume \S+/cut$"
+    ):
         train(run_name="cut", step_hook=press_ctrl_c, **cfg)
     _, cut = _weights(tmp_path / "cut")
     assert cut["progress"]["batch"] == 2 and cut["epoch"] == 0
@@ -94,3 +96,76 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     assert ckpt["epoch"] == 1
     for k in before:
         assert torch.equal(before[k], after[k])
+
+
+def _press(signum, at):
+    def hook(epoch, i):
+        if (epoch, i) == at:
+            os.kill(os.getpid(), signum)
+    return hook
+
+
+def test_ctrl_c_on_the_last_step_of_an_epoch_resumes(tmp_path):
+    """It used to save batch == len(loader); every resume then died with UnboundLocalError."""
+    cfg = dict(model="resnet20", out=str(tmp_path), epochs=2, **SMALL)  # 96 images / 32 = 3 steps an epoch
+    train(run_name="straight", **cfg)
+    with pytest.raises(Interrupted, match="stopped by SIGINT after epoch 1;"):
+        train(run_name="cut", step_hook=_press(signal.SIGINT, (0, 2)), **cfg)
+    _, cut = _weights(tmp_path / "cut")
+    assert cut["epoch"] == 1 and cut["progress"]["batch"] == 0 and len(cut["metrics"]) == 1
+    train(resume=tmp_path / "cut")
+    a, _ = _weights(tmp_path / "straight")
+    b, _ = _weights(tmp_path / "cut")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_sigterm_leaves_a_resumable_checkpoint(tmp_path):
+    cfg = dict(model="resnet20", out=str(tmp_path), epochs=1, **SMALL)
+    with pytest.raises(Interrupted, match="stopped by SIGTERM in epoch 1 at step 1") as err:
+        train(run_name="t", step_hook=_press(signal.SIGTERM, (0, 0)), **cfg)
+    assert err.value.exit_code == 128 + signal.SIGTERM
+    _, ckpt = _weights(tmp_path / "t")
+    assert ckpt["progress"]["batch"] == 1
+    assert train(resume=tmp_path / "t").summary["epochs"] == 1
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is gone after the run
+
+
+def test_the_resume_command_is_shell_quoted(tmp_path):
+    cfg = dict(model="resnet20", out=str(tmp_path / "my runs"), epochs=1, **SMALL)
+    with pytest.raises(Interrupted) as err:
+        train(run_name="a b", step_hook=_press(signal.SIGINT, (0, 0)), **cfg)
+    assert str(err.value).endswith(f"--resume '{tmp_path}/my runs/a b'")
+
+
+def test_weights_that_overflow_on_the_last_update_are_caught(tmp_path):
+    """The loss is checked before each update, so only a look at the weights sees the last one go bad."""
+    models = []
+    original = loop.prepare
+
+    def grab(*args, **kwargs):
+        t = original(*args, **kwargs)
+        models.append(t.model)
+        return t
+
+    def poison_last(epoch, i):
+        if i == 2:
+            with torch.no_grad():
+                next(models[0].parameters()).fill_(float("inf"))
+
+    loop_prepare = loop.prepare
+    loop.prepare = grab
+    try:
+        with pytest.raises(TrainingDiverged, match="NaN/inf in epoch 1 by step 3 .*no checkpoint was written"):
+            train(model="resnet20", out=str(tmp_path), run_name="w", epochs=1, step_hook=poison_last, **SMALL)
+    finally:
+        loop.prepare = loop_prepare
+    assert not (tmp_path / "w").exists()  # nothing was written, so no empty folder is left either
+
+
+def test_stale_temp_files_of_a_killed_save_are_removed(tmp_path):
+    train(model="resnet20", out=str(tmp_path), run_name="r", epochs=1, **SMALL)
+    stale = tmp_path / "r" / ".checkpoint.pt.abc123.tmp"
+    stale.write_bytes(b"\0" * 1000)  # what kill -9 during torch.save leaves
+    train(resume=tmp_path / "r", epochs=2)
+    assert not stale.exists()

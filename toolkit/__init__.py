@@ -20,12 +20,17 @@ from typing import Any
 from toolkit.core.version import __version__
 
 _LAZY = {
-    "train": "toolkit.train", "export": "toolkit.export", "verify": "toolkit.verify",
-    "TrainConfig": "toolkit.train.config:TrainConfig", "evaluate": "toolkit.train.loop:evaluate",
+    "train": "toolkit.train",
+    "export": "toolkit.export",
+    "verify": "toolkit.verify",
+    "TrainConfig": "toolkit.train.config:TrainConfig",
+    "evaluate": "toolkit.train.loop:evaluate",
     "Thresholds": "toolkit.verify.parity:Thresholds",
-    "BenchConfig": "toolkit.bench.run:BenchConfig", "run_bench": "toolkit.bench.run:run_bench",
+    "BenchConfig": "toolkit.bench.run:BenchConfig",
+    "run_bench": "toolkit.bench.run:run_bench",
     "time_to_accuracy": "toolkit.bench.time_to_accuracy:time_to_accuracy",
-    "create_model": "toolkit.models:create_model", "list_models": "toolkit.models:list_models",
+    "create_model": "toolkit.models:create_model",
+    "list_models": "toolkit.models:list_models",
 }
 __all__ = ["__version__", *_LAZY]
 

@@ -14,8 +14,12 @@ import typer
 
 from toolkit.core.errors import ToolkitError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Train CIFAR CNNs, export them to TorchScript/ONNX, verify runtimes agree, benchmark them.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Train CIFAR CNNs, export them to TorchScript/ONNX, verify runtimes agree, benchmark them.",
+)
 
 
 @contextlib.contextmanager
@@ -46,8 +50,12 @@ def train(
     normalize: Annotated[Optional[bool], Opt("--normalize/--no-normalize", help="Mean/std [recipe].")] = None,
     device: Annotated[Optional[str], Opt(help="auto (cuda > mps > cpu) | cpu | cuda[:N] | mps [auto].")] = None,
     dataset: Annotated[Optional[str], Opt(help="cifar10 | cifar100 | synthetic [cifar10].")] = None,
-    data_dir: Annotated[Optional[str], Opt(help="Folder holding cifar-10-batches-py/ [$TOOLKIT_DATA or ./data].")] = None,
-    download: Annotated[Optional[bool], Opt("--download/--no-download", help="Try torchvision's download if missing [yes].")] = None,
+    data_dir: Annotated[
+        Optional[str], Opt(help="Folder holding cifar-10-batches-py/ [$TOOLKIT_DATA or ./data].")
+    ] = None,
+    download: Annotated[
+        Optional[bool], Opt("--download/--no-download", help="Try torchvision's download if missing [yes].")
+    ] = None,
     limit_train: Annotated[Optional[int], Opt(help="Use the first N training images.")] = None,
     limit_test: Annotated[Optional[int], Opt(help="Use the first N test images.")] = None,
     seed: Annotated[Optional[int], Opt(help="Seed for weights, shuffling and augmentation [0].")] = None,
@@ -55,7 +63,9 @@ def train(
     run_name: Annotated[Optional[str], Opt(help="Run folder name [MODEL-YYYYmmdd-HHMMSS-xxxx].")] = None,
     resume: Annotated[Optional[str], Opt(help="Continue from this checkpoint or run folder.")] = None,
     amp: Annotated[Optional[str], Opt(help="Autocast: off | bf16 | fp16 (fp16 adds a GradScaler) [off].")] = None,
-    channels_last: Annotated[Optional[bool], Opt("--channels-last/--no-channels-last", help="NHWC memory format [no].")] = None,
+    channels_last: Annotated[
+        Optional[bool], Opt("--channels-last/--no-channels-last", help="NHWC memory format [no].")
+    ] = None,
     compile: Annotated[Optional[bool], Opt("--compile/--no-compile", help="torch.compile the model [no].")] = None,
     progress: Annotated[str, Opt(help="auto | bar | plain | none.")] = "auto",
 ):
@@ -66,11 +76,31 @@ def train(
     from toolkit.train.loop import train as run_training
     from toolkit.train.progress import PlainReporter, Reporter, RichReporter
 
-    given = dict(model=model, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                 weight_decay=weight_decay, momentum=momentum, schedule=schedule, label_smoothing=label_smoothing,
-                 augment=augment, normalize=normalize, device=device, dataset=dataset, data_dir=data_dir,
-                 download=download, limit_train=limit_train, limit_test=limit_test, seed=seed, out=out,
-                 run_name=run_name, amp=amp, channels_last=channels_last, compile=compile)
+    given = dict(
+        model=model,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        optimizer=optimizer,
+        weight_decay=weight_decay,
+        momentum=momentum,
+        schedule=schedule,
+        label_smoothing=label_smoothing,
+        augment=augment,
+        normalize=normalize,
+        device=device,
+        dataset=dataset,
+        data_dir=data_dir,
+        download=download,
+        limit_train=limit_train,
+        limit_test=limit_test,
+        seed=seed,
+        out=out,
+        run_name=run_name,
+        amp=amp,
+        channels_last=channels_last,
+        compile=compile,
+    )
     if progress == "auto":
         progress = "bar" if sys.stdout.isatty() else "plain"
     reporter = {"bar": RichReporter, "plain": PlainReporter, "none": Reporter}.get(progress)
@@ -105,7 +135,9 @@ def models():
 
 @app.command()
 def export(
-    source: Annotated[Optional[str], typer.Argument(help="Run folder or checkpoint [newest trained run in artifacts/].")] = None,
+    source: Annotated[
+        Optional[str], typer.Argument(help="Run folder or checkpoint [newest trained run in artifacts/].")
+    ] = None,
     format: Annotated[str, Opt(help="torchscript | onnx | all.")] = "all",
     exporter: Annotated[str, Opt(help="ONNX exporter: dynamo | torchscript (torch.onnx.export dynamo=).")] = "dynamo",
     opset: Annotated[int, Opt(help="ONNX opset.")] = 18,
@@ -113,7 +145,8 @@ def export(
 ):
     """Export a run to model.ts / model.onnx; each file is re-loaded and checked against eager first."""
     from toolkit.core.runs import latest_run
-    from toolkit.export import EXPORT_FORMATS, export as run_export
+    from toolkit.export import EXPORT_FORMATS
+    from toolkit.export import export as run_export
 
     with user_errors():
         if source is None:
@@ -123,9 +156,11 @@ def export(
         result = run_export(source, formats, exporter=exporter, opset=opset, ts_mode=ts_mode)
     for fmt, path in result.files.items():
         c = result.checks[fmt]
-        typer.echo(f"{fmt}: {path}  (re-loaded in {c['checked_with']}; batches "
-                   f"{'/'.join(map(str, c['batch_sizes']))} match eager, max |diff| {c['max_abs_diff']:.1e}, "
-                   f"{c['seconds']:.1f} s)")
+        typer.echo(
+            f"{fmt}: {path}  (re-loaded in {c['checked_with']}; batches "
+            f"{'/'.join(map(str, c['batch_sizes']))} match eager, max |diff| {c['max_abs_diff']:.1e}, "
+            f"{c['seconds']:.1f} s)"
+        )
     for note in result.notes:
         typer.echo(f"note: {note}")
     typer.echo(f"manifest: {result.run_dir / 'manifest.json'}")
@@ -149,16 +184,24 @@ def verify(
     from rich.table import Table
 
     from toolkit.core.runs import latest_run
-    from toolkit.verify.parity import Thresholds, verify as run_verify
+    from toolkit.verify.parity import Thresholds
+    from toolkit.verify.parity import verify as run_verify
     from toolkit.verify.report import PARITY_COLUMNS, parity_rows
 
     with user_errors():
         if run_dir is None:
             run_dir = str(latest_run())
             typer.echo(f"using the newest trained run: {run_dir}")
-        result = run_verify(run_dir, runtimes=runtime, devices=device, limit=limit, data_dir=data_dir,
-                            thresholds=Thresholds(atol, min_agreement, max_acc_delta), batch_size=batch_size,
-                            threads=threads)
+        result = run_verify(
+            run_dir,
+            runtimes=runtime,
+            devices=device,
+            limit=limit,
+            data_dir=data_dir,
+            thresholds=Thresholds(atol, min_agreement, max_acc_delta),
+            batch_size=batch_size,
+            threads=threads,
+        )
     table = Table(*PARITY_COLUMNS, title=f"{result.model}: {result.samples} test images")
     for row in parity_rows(result):
         table.add_row(*row)
@@ -184,7 +227,9 @@ def _int_list(text: str, option: str) -> tuple[int, ...]:
 
 @app.command()
 def bench(
-    run_dir: Annotated[Optional[str], typer.Argument(help="Run folder with exports [newest run in artifacts/].")] = None,
+    run_dir: Annotated[
+        Optional[str], typer.Argument(help="Run folder with exports [newest run in artifacts/].")
+    ] = None,
     model: Annotated[Optional[str], Opt(help="Benchmark a fresh (untrained) model of this registry entry.")] = None,
     runtime: Annotated[Optional[list[str]], Opt(help="Runtimes [every exported one].")] = None,
     device: Annotated[Optional[list[str]], Opt(help="Devices [every available one].")] = None,
@@ -193,12 +238,16 @@ def bench(
     rounds: Annotated[int, Opt(help="Timed calls per case.")] = 30,
     warmup: Annotated[int, Opt(help="Untimed calls per case after the first.")] = 5,
     budget: Annotated[float, Opt(help="Max seconds of timed calls per case.")] = 15.0,
-    variants: Annotated[bool, Opt("--variants/--no-variants", help="Also ORT opt levels, channels_last, bf16.")] = False,
+    variants: Annotated[
+        bool, Opt("--variants/--no-variants", help="Also ORT opt levels, channels_last, bf16.")
+    ] = False,
     train: Annotated[bool, Opt("--train/--no-train", help="Also time training steps.")] = True,
     train_steps: Annotated[int, Opt(help="Timed training steps per case.")] = 10,
     out: Annotated[str, Opt(help="Artifacts folder (for --model runs and the default run).")] = "artifacts",
-    time_to_accuracy: Annotated[Optional[float], Opt(help="Instead: train --model until this test accuracy "
-                                                    "(0.94 or 94) and report the seconds it took.")] = None,
+    time_to_accuracy: Annotated[
+        Optional[float],
+        Opt(help="Instead: train --model until this test accuracy (0.94 or 94) and report the seconds it took."),
+    ] = None,
     data_dir: Annotated[Optional[str], Opt(help="Time-to-accuracy: data folder.")] = None,
     dataset: Annotated[str, Opt(help="Time-to-accuracy: cifar10 | cifar100 | synthetic.")] = "cifar10",
     epochs: Annotated[Optional[int], Opt(help="Time-to-accuracy: epoch budget [recipe].")] = None,
@@ -212,8 +261,19 @@ def bench(
     With --time-to-accuracy, trains --model (default fast-cnn) DAWNBench-style instead and writes tta.json.
     """
     if time_to_accuracy is not None:
-        _time_to_accuracy(time_to_accuracy, model or "fast-cnn", device, data_dir, dataset, epochs, limit_train,
-                          amp, channels_last, compile, out)
+        _time_to_accuracy(
+            time_to_accuracy,
+            model or "fast-cnn",
+            device,
+            data_dir,
+            dataset,
+            epochs,
+            limit_train,
+            amp,
+            channels_last,
+            compile,
+            out,
+        )
         return
     from rich.console import Console
     from rich.table import Table
@@ -222,9 +282,18 @@ def bench(
     from toolkit.bench.run import BenchConfig, run_bench
 
     with user_errors():
-        cfg = BenchConfig(runtimes=tuple(runtime) if runtime else None, devices=tuple(device) if device else None,
-                          batch_sizes=_int_list(batch_sizes, "--batch-sizes"), threads=threads, rounds=rounds,
-                          warmup=warmup, budget_s=budget, variants=variants, train=train, train_steps=train_steps)
+        cfg = BenchConfig(
+            runtimes=tuple(runtime) if runtime else None,
+            devices=tuple(device) if device else None,
+            batch_sizes=_int_list(batch_sizes, "--batch-sizes"),
+            threads=threads,
+            rounds=rounds,
+            warmup=warmup,
+            budget_s=budget,
+            variants=variants,
+            train=train,
+            train_steps=train_steps,
+        )
         result = run_bench(run_dir, model=model, config=cfg, out=out, progress=typer.echo)
     console = Console(width=200)
     table = Table(*INFER_COLUMNS, title=f"{result['model']} inference ({result['machine']['cpu_model']})")
@@ -241,27 +310,44 @@ def bench(
     typer.echo("wrote " + ", ".join(result["files"]))
 
 
-def _time_to_accuracy(target, model, device, data_dir, dataset, epochs, limit_train, amp, channels_last,
-                      compile, out) -> None:
+def _time_to_accuracy(
+    target, model, device, data_dir, dataset, epochs, limit_train, amp, channels_last, compile, out
+) -> None:
     from toolkit.bench.time_to_accuracy import time_to_accuracy
     from toolkit.core.files import write_json
     from toolkit.train.progress import PlainReporter
 
-    overrides = {k: v for k, v in dict(data_dir=data_dir, dataset=dataset, epochs=epochs, limit_train=limit_train,
-                                       amp=amp, channels_last=channels_last, compile=compile, out=out,
-                                       device=device[0] if device else None).items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in dict(
+            data_dir=data_dir,
+            dataset=dataset,
+            epochs=epochs,
+            limit_train=limit_train,
+            amp=amp,
+            channels_last=channels_last,
+            compile=compile,
+            out=out,
+            device=device[0] if device else None,
+        ).items()
+        if v is not None
+    }
     with user_errors():
         if device and len(device) > 1:
             raise ToolkitError("--time-to-accuracy takes one --device")
         result = time_to_accuracy(target, model=model, reporter=PlainReporter(), **overrides)
         write_json(f"{result['run_dir']}/tta.json", result)
     tta = result["time_to_accuracy_s"]
-    verdict = (f"reached {result['target_accuracy']:.2f}% in {tta:.1f} s of training over {result['epochs']} epochs"
-               if result["reached"] else
-               f"did not reach {result['target_accuracy']:.2f}% in {result['epochs']} epochs "
-               f"(final {result['final_test_acc']:.2f}%, {result['train_seconds']:.1f} s of training)")
-    typer.echo(f"{model} on {result['device']}: {verdict}; evaluation {result['eval_seconds']:.1f} s and warm-up "
-               f"{result['warmup_seconds']:.1f} s not counted -> {result['run_dir']}/tta.json")
+    verdict = (
+        f"reached {result['target_accuracy']:.2f}% in {tta:.1f} s of training over {result['epochs']} epochs"
+        if result["reached"]
+        else f"did not reach {result['target_accuracy']:.2f}% in {result['epochs']} epochs "
+        f"(final {result['final_test_acc']:.2f}%, {result['train_seconds']:.1f} s of training)"
+    )
+    typer.echo(
+        f"{model} on {result['device']}: {verdict}; evaluation {result['eval_seconds']:.1f} s and warm-up "
+        f"{result['warmup_seconds']:.1f} s not counted -> {result['run_dir']}/tta.json"
+    )
 
 
 def main() -> None:

@@ -21,11 +21,18 @@ def inference_case(spec: dict) -> dict:
     results = []
     for b in spec["batch_sizes"]:
         x = torch.randn(b, 3, 32, 32, generator=torch.Generator().manual_seed(b))
-        timing = time_call(lambda: rt.run(x), b, warmup=spec["warmup"], rounds=spec["rounds"],
-                           budget_s=spec["budget_s"])
+        timing = time_call(
+            lambda x=x: rt.run(x), b, warmup=spec["warmup"], rounds=spec["rounds"], budget_s=spec["budget_s"]
+        )
         results.append(timing.stats())
-    return {"runtime": spec["runtime"], "device": spec["device"], "variant": spec.get("variant", ""),
-            "details": rt.describe(), "torch_threads": torch.get_num_threads(), "results": results}
+    return {
+        "runtime": spec["runtime"],
+        "device": spec["device"],
+        "variant": spec.get("variant", ""),
+        "details": rt.describe(),
+        "torch_threads": torch.get_num_threads(),
+        "results": results,
+    }
 
 
 def training_case(spec: dict) -> dict:
@@ -38,8 +45,9 @@ def training_case(spec: dict) -> dict:
     if spec["loop"] == "seed":
         loop = seed_loop(data, **common)
     else:
-        loop = toolkit_loop(data, **common, amp=spec["amp"], channels_last=spec["channels_last"],
-                            compile=spec.get("compile", False))
+        loop = toolkit_loop(
+            data, **common, amp=spec["amp"], channels_last=spec["channels_last"], compile=spec.get("compile", False)
+        )
     t = loop.time(spec["steps"], spec["warmup"])
     return {"device": spec["device"], "threads": torch.get_num_threads(), **t.to_dict()}
 

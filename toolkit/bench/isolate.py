@@ -11,7 +11,7 @@ import multiprocessing as mp
 import queue as queue_mod
 import signal
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from toolkit.core.errors import ToolkitError, first_line
 
@@ -38,8 +38,10 @@ def run_isolated(worker: Callable, spec: dict, *, label: str = "benchmark case",
                     status, payload = results.get(timeout=1.0)
                     break
                 except queue_mod.Empty:
-                    raise ToolkitError(f"{label}: its process died {_how(proc.exitcode)} before reporting a "
-                                       f"result (out of memory or a crash in native code?)") from None
+                    raise ToolkitError(
+                        f"{label}: its process died {_how(proc.exitcode)} before reporting a "
+                        f"result (out of memory or a crash in native code?)"
+                    ) from None
             if time.monotonic() > deadline:
                 raise ToolkitError(f"{label}: no result within {timeout_s:.0f} s; stopped it")
     finally:

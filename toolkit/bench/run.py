@@ -8,9 +8,10 @@ plain dict (bench.json) that report.py renders as Markdown and PNG.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from toolkit.bench.cases import inference_worker, peak_worker, training_worker
 from toolkit.bench.isolate import run_isolated
@@ -47,8 +48,12 @@ class BenchConfig:
     def validate(self) -> None:
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
             raise ConfigError(f"batch sizes must be positive integers, got {list(self.batch_sizes)}")
-        for name, value in (("rounds", self.rounds), ("train_steps", self.train_steps),
-                            ("threads", self.threads), ("train_batch", self.train_batch)):
+        for name, value in (
+            ("rounds", self.rounds),
+            ("train_steps", self.train_steps),
+            ("threads", self.threads),
+            ("train_batch", self.train_batch),
+        ):
             if value is not None and value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
         if self.warmup < 0 or self.budget_s <= 0:
@@ -91,8 +96,10 @@ def _refuse_foreign(run: Path) -> None:
     if not (run / CHECKPOINT).exists():
         return
     if is_trained_run(run) or load_checkpoint(run).get("origin") != "untrained":
-        raise RunFolderError(f"{run} holds a checkpoint bench did not make; bench --model will not overwrite "
-                             f"it: benchmark it with `toolkit bench {run}`, or pass another --out")
+        raise RunFolderError(
+            f"{run} holds a checkpoint bench did not make; bench --model will not overwrite "
+            f"it: benchmark it with `toolkit bench {run}`, or pass another --out"
+        )
 
 
 def _inference_specs(run: Path, cfg: BenchConfig, threads: int) -> list[dict]:
@@ -115,17 +122,37 @@ def _inference_specs(run: Path, cfg: BenchConfig, threads: int) -> list[dict]:
                 # bf16 is timed on every CPU: where it lacks AMX/AVX-512-bf16 the table shows what it costs.
                 variants += [("channels_last", {"channels_last": True}), ("bf16", {"amp": "bf16"})]
             for label, options in variants:
-                specs.append({"runtime": name, "device": d, "path": str(path), "threads": threads,
-                              "batch_sizes": list(cfg.batch_sizes), "rounds": cfg.rounds, "warmup": cfg.warmup,
-                              "budget_s": cfg.budget_s, "variant": label, "options": options})
+                specs.append(
+                    {
+                        "runtime": name,
+                        "device": d,
+                        "path": str(path),
+                        "threads": threads,
+                        "batch_sizes": list(cfg.batch_sizes),
+                        "rounds": cfg.rounds,
+                        "warmup": cfg.warmup,
+                        "budget_s": cfg.budget_s,
+                        "variant": label,
+                        "options": options,
+                    }
+                )
     return specs
 
 
 def _training_specs(model: str, cfg: BenchConfig, threads: int) -> list[dict]:
     batch = cfg.train_batch or get_spec(model).recipe.batch_size
-    base = {"model": model, "batch_size": batch, "steps": cfg.train_steps, "warmup": 3, "threads": threads,
-            "dataset": "synthetic", "images": max(cfg.train_images, 2 * batch), "amp": "off", "channels_last": False,
-            "compile": False}
+    base = {
+        "model": model,
+        "batch_size": batch,
+        "steps": cfg.train_steps,
+        "warmup": 3,
+        "threads": threads,
+        "dataset": "synthetic",
+        "images": max(cfg.train_images, 2 * batch),
+        "amp": "off",
+        "channels_last": False,
+        "compile": False,
+    }
     specs = []
     for d in cfg.devices or tuple(available_devices()):
         specs.append({**base, "device": d, "loop": "seed"})
@@ -138,9 +165,15 @@ def _training_specs(model: str, cfg: BenchConfig, threads: int) -> list[dict]:
     return specs
 
 
-def run_bench(run_dir: str | os.PathLike | None = None, *, model: str | None = None,
-              config: BenchConfig = BenchConfig(), out: str | os.PathLike = "artifacts",
-              progress: Callable[[str], None] = lambda line: None, write: bool = True) -> dict[str, Any]:
+def run_bench(
+    run_dir: str | os.PathLike | None = None,
+    *,
+    model: str | None = None,
+    config: BenchConfig = BenchConfig(),
+    out: str | os.PathLike = "artifacts",
+    progress: Callable[[str], None] = lambda line: None,
+    write: bool = True,
+) -> dict[str, Any]:
     """Benchmark a run's exports (or a fresh `model`); the dict behind bench.json/.md/.png, written unless
     `write=False`."""
     config.validate()
@@ -173,14 +206,26 @@ def run_bench(run_dir: str | os.PathLike | None = None, *, model: str | None = N
     peak_after = run_isolated(peak_worker, {"threads": threads, "devices": devices}, label="matmul peak")
     peak = {d: max(peak_before[d], peak_after[d]) for d in peak_before}
     disturbed = _share_of_peak(inference, training, peak, flops)
-    result = {"model": name, "run_dir": str(run), "config": asdict(config), "threads": threads,
-              "machine": machine_info(), "matmul_peak_gflops": peak,
-              "matmul_peak_drift": {d: {"before": peak_before[d], "after": peak_after[d],
-                                        "drift": peak_after[d] / peak_before[d] - 1} for d in peak_before},
-              "disturbed": disturbed, "forward_flops_per_image": flops,
-              "harness_overhead_us": 1e6 * harness_overhead_s(), "inference": inference, "training": training}
+    result = {
+        "model": name,
+        "run_dir": str(run),
+        "config": asdict(config),
+        "threads": threads,
+        "machine": machine_info(),
+        "matmul_peak_gflops": peak,
+        "matmul_peak_drift": {
+            d: {"before": peak_before[d], "after": peak_after[d], "drift": peak_after[d] / peak_before[d] - 1}
+            for d in peak_before
+        },
+        "disturbed": disturbed,
+        "forward_flops_per_image": flops,
+        "harness_overhead_us": 1e6 * harness_overhead_s(),
+        "inference": inference,
+        "training": training,
+    }
     if write:
         from toolkit.bench.report import write_bench
+
         result["files"] = [str(f) for f in write_bench(result, run)]
     return result
 
@@ -200,8 +245,9 @@ def _share_of_peak(inference: list[dict], training: list[dict], peak: dict, flop
 
     for case in inference:
         for r in case["results"]:
-            r["pct_of_peak"] = share(r["img_per_s"], case["device"], 1,
-                                     f"{case['runtime']}/{case['device']} batch {r['batch_size']}")
+            r["pct_of_peak"] = share(
+                r["img_per_s"], case["device"], 1, f"{case['runtime']}/{case['device']} batch {r['batch_size']}"
+            )
     for res in training:
         res["pct_of_peak"] = share(res["img_per_s"], res["device"], 3, f"train {res['name']}/{res['device']}")
     return disturbed

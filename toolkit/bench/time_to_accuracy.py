@@ -19,8 +19,9 @@ from toolkit.train.loop import train
 from toolkit.train.progress import Reporter
 
 
-def time_to_accuracy(target: float, *, model: str = "fast-cnn", warmup_steps: int = 5,
-                     reporter: Reporter | None = None, **overrides: Any) -> dict[str, Any]:
+def time_to_accuracy(
+    target: float, *, model: str = "fast-cnn", warmup_steps: int = 5, reporter: Reporter | None = None, **overrides: Any
+) -> dict[str, Any]:
     """`target` as a fraction (0.94) or percent (94); `overrides` are TrainConfig fields."""
     percent = target * 100 if target <= 1 else target
     if not 0 < percent <= 100:
@@ -28,12 +29,22 @@ def time_to_accuracy(target: float, *, model: str = "fast-cnn", warmup_steps: in
     device = str(pick_device(overrides.get("device", "auto")))
     warm = 0.0
     if warmup_steps:
-        data = load_dataset(overrides.get("dataset", "cifar10"), True, overrides.get("data_dir"),
-                            limit=4096, download=overrides.get("download", True))
-        loop = toolkit_loop(data, model=model, batch_size=min(overrides.get("batch_size") or 512, len(data)),
-                            device=device, amp=overrides.get("amp", "off"),
-                            channels_last=overrides.get("channels_last", False),
-                            compile=overrides.get("compile", False))
+        data = load_dataset(
+            overrides.get("dataset", "cifar10"),
+            True,
+            overrides.get("data_dir"),
+            limit=4096,
+            download=overrides.get("download", True),
+        )
+        loop = toolkit_loop(
+            data,
+            model=model,
+            batch_size=min(overrides.get("batch_size") or 512, len(data)),
+            device=device,
+            amp=overrides.get("amp", "off"),
+            channels_last=overrides.get("channels_last", False),
+            compile=overrides.get("compile", False),
+        )
         t0 = time.perf_counter()
         for _ in range(warmup_steps):
             loop.step()
@@ -41,12 +52,22 @@ def time_to_accuracy(target: float, *, model: str = "fast-cnn", warmup_steps: in
     result = train(model=model, stop_at_accuracy=percent, reporter=reporter, **{**overrides, "device": device})
     metrics = result.metrics
     train_s = sum(m["train_seconds"] for m in metrics)
-    return {"model": model, "target_accuracy": percent, "reached": result.summary["reached_target"],
-            "epochs": len(metrics), "final_test_acc": metrics[-1]["test_acc"],
-            "time_to_accuracy_s": train_s if result.summary["reached_target"] else None,
-            "train_seconds": train_s, "eval_seconds": sum(m["epoch_seconds"] - m["train_seconds"] for m in metrics),
-            "warmup_seconds": warm, "warmup_steps": warmup_steps, "device": result.summary["device"],
-            "amp": result.summary["amp"], "compiled": result.summary["compiled"],
-            "channels_last": result.summary["channels_last"], "img_per_s": result.summary["img_per_s"],
-            "run_dir": str(result.run_dir), "per_epoch": [{k: m[k] for k in ("epoch", "test_acc", "train_seconds")}
-                                                           for m in metrics]}
+    return {
+        "model": model,
+        "target_accuracy": percent,
+        "reached": result.summary["reached_target"],
+        "epochs": len(metrics),
+        "final_test_acc": metrics[-1]["test_acc"],
+        "time_to_accuracy_s": train_s if result.summary["reached_target"] else None,
+        "train_seconds": train_s,
+        "eval_seconds": sum(m["epoch_seconds"] - m["train_seconds"] for m in metrics),
+        "warmup_seconds": warm,
+        "warmup_steps": warmup_steps,
+        "device": result.summary["device"],
+        "amp": result.summary["amp"],
+        "compiled": result.summary["compiled"],
+        "channels_last": result.summary["channels_last"],
+        "img_per_s": result.summary["img_per_s"],
+        "run_dir": str(result.run_dir),
+        "per_epoch": [{k: m[k] for k in ("epoch", "test_acc", "train_seconds")} for m in metrics],
+    }

@@ -32,10 +32,20 @@ class Timing:
     def stats(self) -> dict[str, Any]:
         r = sorted(self.rounds)
         mean = statistics.mean(r)
-        return {"batch_size": self.batch_size, "rounds": len(r), "img_per_s": self.batch_size * len(r) / sum(r),
-                "latency_ms": {"p50": 1e3 * percentile(r, 50), "p90": 1e3 * percentile(r, 90),
-                               "p99": 1e3 * percentile(r, 99), "mean": 1e3 * mean, "min": 1e3 * r[0]},
-                "cv": statistics.stdev(r) / mean if len(r) > 1 else 0.0, "first_run_ms": 1e3 * self.first_run}
+        return {
+            "batch_size": self.batch_size,
+            "rounds": len(r),
+            "img_per_s": self.batch_size * len(r) / sum(r),
+            "latency_ms": {
+                "p50": 1e3 * percentile(r, 50),
+                "p90": 1e3 * percentile(r, 90),
+                "p99": 1e3 * percentile(r, 99),
+                "mean": 1e3 * mean,
+                "min": 1e3 * r[0],
+            },
+            "cv": statistics.stdev(r) / mean if len(r) > 1 else 0.0,
+            "first_run_ms": 1e3 * self.first_run,
+        }
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -48,8 +58,9 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
-def time_call(fn, batch_size: int, *, warmup: int = 3, rounds: int = 20, budget_s: float | None = None,
-              min_rounds: int = 5) -> Timing:
+def time_call(
+    fn, batch_size: int, *, warmup: int = 3, rounds: int = 20, budget_s: float | None = None, min_rounds: int = 5
+) -> Timing:
     """Time `fn()` (which must finish its device work before returning) for fixed rounds after a warm-up.
 
     With `budget_s`, rounds stop early once the budget is spent, but never below `min_rounds`.
@@ -85,8 +96,9 @@ def matmul_peak_gflops(threads: int, n: int = 2048, rounds: int = 10, device: st
     def mm():
         a @ b
         synchronize(dev)
+
     best = min(time_call(mm, 1, warmup=3, rounds=rounds).rounds)
-    return 2 * n ** 3 / best / 1e9
+    return 2 * n**3 / best / 1e9
 
 
 def forward_flops(model_name: str, num_classes: int = 10) -> int:

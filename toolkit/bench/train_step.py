@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import torch
 
@@ -33,7 +33,7 @@ class StepTiming:
 
     @property
     def step_seconds(self) -> list[float]:
-        return [sum(t) for t in zip(*self.phases.values())]
+        return [sum(t) for t in zip(*self.phases.values(), strict=True)]
 
     @property
     def img_per_s(self) -> float:
@@ -47,10 +47,16 @@ class StepTiming:
 
     def to_dict(self) -> dict:
         steps = self.step_seconds
-        return {"name": self.name, "batch_size": self.batch_size, "steps": len(steps),
-                "img_per_s": self.img_per_s, "median_step_ms": 1e3 * statistics.median(steps), "cv": self.cv,
-                "step_ms": [1e3 * s for s in steps],
-                "phase_ms": {p: 1e3 * statistics.mean(v) for p, v in self.phases.items()}}
+        return {
+            "name": self.name,
+            "batch_size": self.batch_size,
+            "steps": len(steps),
+            "img_per_s": self.img_per_s,
+            "median_step_ms": 1e3 * statistics.median(steps),
+            "cv": self.cv,
+            "step_ms": [1e3 * s for s in steps],
+            "phase_ms": {p: 1e3 * statistics.mean(v) for p, v in self.phases.items()},
+        }
 
 
 class SeedStyleCIFAR(torch.utils.data.Dataset):
@@ -58,6 +64,7 @@ class SeedStyleCIFAR(torch.utils.data.Dataset):
 
     def __init__(self, data: ImageSet):
         from torchvision.transforms import ToTensor
+
         self.data = data.images.permute(0, 2, 3, 1).contiguous().numpy()  # HWC, as torchvision stores it
         self.targets = data.labels.tolist()
         self.transform = ToTensor()
@@ -67,6 +74,7 @@ class SeedStyleCIFAR(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         from PIL import Image
+
         return self.transform(Image.fromarray(self.data[i])), self.targets[i]
 
 
@@ -126,8 +134,9 @@ def _forever(epochs: Callable[[int], Iterator]) -> Iterator:
         epoch += 1
 
 
-def seed_loop(data: ImageSet, *, model: str = "tutorial-cnn", batch_size: int = 64, device: str = "cpu",
-              seed: int = 0) -> Loop:
+def seed_loop(
+    data: ImageSet, *, model: str = "tutorial-cnn", batch_size: int = 64, device: str = "cpu", seed: int = 0
+) -> Loop:
     """The tutorial's loop: DataLoader(PIL + ToTensor), default Adam(lr=1e-3), CrossEntropyLoss."""
     dev = torch.device(device)
     torch.manual_seed(seed)
@@ -151,13 +160,29 @@ def seed_loop(data: ImageSet, *, model: str = "tutorial-cnn", batch_size: int = 
     return Loop("seed loop", batch_size, dev, _forever(lambda e: iter(loader)), train_step)
 
 
-def toolkit_loop(data: ImageSet, *, model: str = "tutorial-cnn", batch_size: int | None = None,
-                 device: str = "cpu", seed: int = 0, amp: str = "off", channels_last: bool = False,
-                 compile: bool = False) -> Loop:
+def toolkit_loop(
+    data: ImageSet,
+    *,
+    model: str = "tutorial-cnn",
+    batch_size: int | None = None,
+    device: str = "cpu",
+    seed: int = 0,
+    amp: str = "off",
+    channels_last: bool = False,
+    compile: bool = False,
+) -> Loop:
     """`toolkit train`'s own set-up and step (recipe optimizer, fused where available, lr schedule, NaN check)."""
     dev = torch.device(device)
-    cfg = TrainConfig(model=model, batch_size=batch_size, amp=amp, channels_last=channels_last, compile=compile,
-                      device=device, seed=seed, run_name="bench").resolved()
+    cfg = TrainConfig(
+        model=model,
+        batch_size=batch_size,
+        amp=amp,
+        channels_last=channels_last,
+        compile=compile,
+        device=device,
+        seed=seed,
+        run_name="bench",
+    ).resolved()
     t = prepare(cfg, dev, train_set=data, test_set=data.subset(1))
     t.step.model.train()
     sums = RunningSums(dev)
@@ -165,7 +190,13 @@ def toolkit_loop(data: ImageSet, *, model: str = "tutorial-cnn", batch_size: int
     def train_step(x, y, index, mark):
         t.step(x, y, index, sums, mark)
 
-    name = "toolkit" + "".join(f" {s}" for s, on in (("amp-" + amp, amp != "off"),
-                                                      ("channels_last", channels_last),
-                                                      ("compiled", t.precision.compiled)) if on)
+    name = "toolkit" + "".join(
+        f" {s}"
+        for s, on in (
+            ("amp-" + amp, amp != "off"),
+            ("channels_last", channels_last),
+            ("compiled", t.precision.compiled),
+        )
+        if on
+    )
     return Loop(name, cfg.batch_size, dev, _forever(t.train_loader.epoch), train_step)

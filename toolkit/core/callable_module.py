@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sys
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def make_callable(module_name: str, function: Callable[..., Any]) -> None:

@@ -7,8 +7,9 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from toolkit.core.errors import ToolkitError, first_line
 
@@ -31,8 +32,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=TEMP_SUFFIX, dir=path.parent)
     except OSError as exc:
-        raise ToolkitError(f"cannot write {path} ({exc.strerror or first_line(exc)}); "
-                           f"choose a writable folder") from None
+        raise ToolkitError(
+            f"cannot write {path} ({exc.strerror or first_line(exc)}); choose a writable folder"
+        ) from None
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the final file gets the usual permissions
     tmp_path = Path(tmp)
@@ -40,8 +42,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         os.replace(tmp_path, path)
     except OSError as exc:
-        raise ToolkitError(f"cannot write {path} ({exc.strerror or first_line(exc)}); the previous version, "
-                           f"if any, is intact; free space or raise the file-size limit and retry") from None
+        raise ToolkitError(
+            f"cannot write {path} ({exc.strerror or first_line(exc)}); the previous version, "
+            f"if any, is intact; free space or raise the file-size limit and retry"
+        ) from None
     finally:
         tmp_path.unlink(missing_ok=True)
 

@@ -28,20 +28,32 @@ def cpu_flags() -> dict[str, bool]:
             flags = set(re.search(r"^flags\s*:(.*)$", f.read(), re.M).group(1).split())
     except (OSError, AttributeError):
         flags = set()
-    return {"avx2": "avx2" in flags, "avx512f": "avx512f" in flags, "avx512_bf16": "avx512_bf16" in flags,
-            "amx_bf16": "amx_bf16" in flags}
+    return {
+        "avx2": "avx2" in flags,
+        "avx512f": "avx512f" in flags,
+        "avx512_bf16": "avx512_bf16" in flags,
+        "amx_bf16": "amx_bf16" in flags,
+    }
 
 
 def machine_info() -> dict:
     import torch
 
-    info = {"cpu_model": cpu_model(), "cpu_flags": cpu_flags(), "logical_cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),
-            "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "cuda": torch.version.cuda}
+    info = {
+        "cpu_model": cpu_model(),
+        "cpu_flags": cpu_flags(),
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "cuda": torch.version.cuda,
+    }
     try:
         import onnxruntime
+
         info["onnxruntime"] = onnxruntime.__version__
         info["onnxruntime_providers"] = onnxruntime.get_available_providers()
     except ImportError:

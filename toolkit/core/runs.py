@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from toolkit.core.errors import RunFolderError, first_line
 from toolkit.core.files import TEMP_SUFFIX, temp_prefix
@@ -42,8 +42,10 @@ def ensure_writable(folder: Path) -> None:
         with tempfile.TemporaryFile(dir=folder, prefix=".write-test."):
             pass
     except OSError as exc:
-        raise RunFolderError(f"cannot write to {folder} ({exc.strerror or first_line(exc)}); "
-                             f"use a writable folder (copy the run, or pass --out)") from None
+        raise RunFolderError(
+            f"cannot write to {folder} ({exc.strerror or first_line(exc)}); "
+            f"use a writable folder (copy the run, or pass --out)"
+        ) from None
 
 
 def remove_stale_temps(folder: Path, names: tuple[str, ...] = TRAINING_FILES) -> list[Path]:
@@ -71,16 +73,18 @@ def claim_run_dir(folder: Path, *, resuming: bool) -> Iterator[Path]:
     except FileExistsError:
         pass  # another process created it a moment ago; the lock below decides who may use it
     except OSError as exc:
-        raise RunFolderError(f"cannot create {folder} ({exc.strerror or first_line(exc)}); "
-                             f"pass --out with a writable folder") from None
+        raise RunFolderError(
+            f"cannot create {folder} ({exc.strerror or first_line(exc)}); pass --out with a writable folder"
+        ) from None
     if not folder.is_dir():
         raise RunFolderError(f"cannot create {folder}: a file of that name is in the way; pass --out with a folder")
     fd = os.open(folder, os.O_RDONLY)
     try:
         _lock(fd, folder)
         if not resuming and (folder / CHECKPOINT).exists():
-            raise RunFolderError(f"{folder} already holds a run; pick another --run-name or continue it with "
-                                 f"--resume {folder}")
+            raise RunFolderError(
+                f"{folder} already holds a run; pick another --run-name or continue it with --resume {folder}"
+            )
         ensure_writable(folder)
         remove_stale_temps(folder)
         yield folder
@@ -101,5 +105,6 @@ def _lock(fd: int, folder: Path) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        raise RunFolderError(f"{folder} is in use by another toolkit process; wait for it to finish "
-                             f"or pick another --run-name") from None
+        raise RunFolderError(
+            f"{folder} is in use by another toolkit process; wait for it to finish or pick another --run-name"
+        ) from None

@@ -36,9 +36,17 @@ class ExportResult:
     notes: list[str] = field(default_factory=list)
 
 
-def export(source: str | os.PathLike | None = None, formats: tuple[str, ...] = EXPORT_FORMATS, *,
-           exporter: str = "dynamo", opset: int = 18, ts_mode: str = "trace", atol: float = 1e-4,
-           rtol: float = 1e-4, artifacts: str | os.PathLike = "artifacts") -> ExportResult:
+def export(
+    source: str | os.PathLike | None = None,
+    formats: tuple[str, ...] = EXPORT_FORMATS,
+    *,
+    exporter: str = "dynamo",
+    opset: int = 18,
+    ts_mode: str = "trace",
+    atol: float = 1e-4,
+    rtol: float = 1e-4,
+    artifacts: str | os.PathLike = "artifacts",
+) -> ExportResult:
     """Export the run folder or checkpoint `source` (default: the newest trained run under `artifacts`)."""
     if not formats:
         raise ConfigError(f"no format given; choose one of: {', '.join(EXPORT_FORMATS)} or all")
@@ -64,8 +72,12 @@ def export(source: str | os.PathLike | None = None, formats: tuple[str, ...] = E
             runtime_name = next(iter(spec.runtimes))
             check = compare_with_eager(model, open_runtime(runtime_name, tmp), ckpt, atol, rtol)
         result.files[spec.name] = final
-        result.checks[spec.name] = {**check, **details, "checked_with": runtime_name,
-                                    "seconds": time.perf_counter() - started}
+        result.checks[spec.name] = {
+            **check,
+            **details,
+            "checked_with": runtime_name,
+            "seconds": time.perf_counter() - started,
+        }
     result.manifest, result.notes = update_manifest(run_dir, ckpt, ckpt_path, result.files, result.checks)
     return result
 

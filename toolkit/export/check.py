@@ -41,22 +41,30 @@ def compare_with_eager(model: nn.Module, runtime, ckpt: dict, atol: float, rtol:
         with torch.inference_mode():
             ref = model(x)
         if count_non_finite(ref):
-            raise ExportError(f"eager {ckpt['model']['name']} gives {count_non_finite(ref)} NaN/inf logits for a "
-                              f"batch of {b}: the checkpoint's weights are broken; nothing was exported")
+            raise ExportError(
+                f"eager {ckpt['model']['name']} gives {count_non_finite(ref)} NaN/inf logits for a "
+                f"batch of {b}: the checkpoint's weights are broken; nothing was exported"
+            )
         try:
             got = runtime.run(x)
         except Exception as exc:
-            raise ExportError(f"{runtime.name} cannot run a batch of {b} ({type(exc).__name__}: "
-                              f"{first_line(exc, 160)}); the batch axis may be fixed") from None
+            raise ExportError(
+                f"{runtime.name} cannot run a batch of {b} ({type(exc).__name__}: "
+                f"{first_line(exc, 160)}); the batch axis may be fixed"
+            ) from None
         if got.shape != ref.shape:
-            raise ExportError(f"{runtime.name} returned shape {tuple(got.shape)} for a batch of {b}, "
-                              f"expected {tuple(ref.shape)}")
+            raise ExportError(
+                f"{runtime.name} returned shape {tuple(got.shape)} for a batch of {b}, expected {tuple(ref.shape)}"
+            )
         if count_non_finite(got):
-            raise ExportError(f"{runtime.name} gives {count_non_finite(got)} NaN/inf logits for a batch of {b} "
-                              f"where eager gives none")
+            raise ExportError(
+                f"{runtime.name} gives {count_non_finite(got)} NaN/inf logits for a batch of {b} where eager gives none"
+            )
         diff = (got - ref).abs()
         worst = max(worst, float(diff.max()))
         if (diff > atol + rtol * ref.abs()).any():
-            raise ExportError(f"{runtime.name} differs from eager by up to {float(diff.max()):.3g} at batch {b} "
-                              f"(allowed {atol:g} + {rtol:g}*|logit|)")
+            raise ExportError(
+                f"{runtime.name} differs from eager by up to {float(diff.max()):.3g} at batch {b} "
+                f"(allowed {atol:g} + {rtol:g}*|logit|)"
+            )
     return {"batch_sizes": list(CHECK_BATCHES), "max_abs_diff": worst, "atol": atol, "rtol": rtol}

@@ -8,8 +8,9 @@ onnxruntime, torch.jit) out of every command that does not use them.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from toolkit.core.errors import ConfigError
 from toolkit.core.runs import CHECKPOINT
@@ -24,13 +25,24 @@ class Format:
     runtimes: dict[str, str]  # runtime name -> "module:Class" that loads the file
 
 
-FORMATS: dict[str, Format] = {f.name: f for f in [
-    Format("checkpoint", CHECKPOINT, None, {"eager": "toolkit.runtimes.eager:EagerRuntime"}),
-    Format("torchscript", "model.ts", "toolkit.export.torchscript:write",
-           {"torchscript": "toolkit.runtimes.torchscript:TorchScriptRuntime"}),
-    Format("onnx", "model.onnx", "toolkit.export.onnx:write",
-           {"onnxruntime": "toolkit.runtimes.onnxruntime:OnnxRuntime"}),
-]}
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in [
+        Format("checkpoint", CHECKPOINT, None, {"eager": "toolkit.runtimes.eager:EagerRuntime"}),
+        Format(
+            "torchscript",
+            "model.ts",
+            "toolkit.export.torchscript:write",
+            {"torchscript": "toolkit.runtimes.torchscript:TorchScriptRuntime"},
+        ),
+        Format(
+            "onnx",
+            "model.onnx",
+            "toolkit.export.onnx:write",
+            {"onnxruntime": "toolkit.runtimes.onnxruntime:OnnxRuntime"},
+        ),
+    ]
+}
 EXPORT_FORMATS = tuple(name for name, f in FORMATS.items() if f.writer is not None)
 RUNTIMES = tuple(r for f in FORMATS.values() for r in f.runtimes)
 

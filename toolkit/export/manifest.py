@@ -21,14 +21,18 @@ def read_manifest(run_dir: Path) -> tuple[dict[str, Any], str | None]:
     try:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        return {}, f"{MANIFEST} is unreadable ({type(exc).__name__}); file hashes are not checked; re-run toolkit export"
+        return (
+            {},
+            f"{MANIFEST} is unreadable ({type(exc).__name__}); file hashes are not checked; re-run toolkit export",
+        )
     if not isinstance(manifest, dict):
         return {}, f"{MANIFEST} is not a JSON object; file hashes are not checked; re-run toolkit export"
     return manifest, None
 
 
-def update_manifest(run_dir: Path, ckpt: dict, ckpt_path: Path, files: dict[str, Path],
-                    checks: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
+def update_manifest(
+    run_dir: Path, ckpt: dict, ckpt_path: Path, files: dict[str, Path], checks: dict[str, dict[str, Any]]
+) -> tuple[dict[str, Any], list[str]]:
     """Add `files` (format -> path) to the run's manifest; (manifest, notes about what was replaced)."""
     import onnx
     import onnxruntime
@@ -43,12 +47,18 @@ def update_manifest(run_dir: Path, ckpt: dict, ckpt_path: Path, files: dict[str,
     for fmt, file in files.items():
         entries[file.name] = {"format": fmt, "sha256": sha256(file), "bytes": file.stat().st_size, **checks[fmt]}
     manifest = {
-        "model": ckpt["model"]["name"], "num_classes": ckpt["model"]["num_classes"], "classes": ckpt["classes"],
-        "input": ckpt["input"], "source_checkpoint": {"file": ckpt_path.name, "sha256": source,
-                                                      "epoch": ckpt["epoch"], "origin": ckpt.get("origin", "train")},
+        "model": ckpt["model"]["name"],
+        "num_classes": ckpt["model"]["num_classes"],
+        "classes": ckpt["classes"],
+        "input": ckpt["input"],
+        "source_checkpoint": {
+            "file": ckpt_path.name,
+            "sha256": source,
+            "epoch": ckpt["epoch"],
+            "origin": ckpt.get("origin", "train"),
+        },
         "files": entries,
-        "versions": {"torch": str(torch.__version__), "onnx": onnx.__version__,
-                     "onnxruntime": onnxruntime.__version__},
+        "versions": {"torch": str(torch.__version__), "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     write_json(run_dir / MANIFEST, manifest)

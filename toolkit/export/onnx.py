@@ -30,8 +30,10 @@ def validate(*, exporter: str = "dynamo", opset: int = 18, **_: Any) -> None:
         raise ConfigError(f"unknown ONNX exporter {exporter!r}; choose dynamo or torchscript")
     newest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET[exporter] <= opset <= newest:
-        raise ConfigError(f"--opset {opset} is out of range for the {exporter} exporter; use "
-                          f"{MIN_OPSET[exporter]} to {newest} (onnx {onnx.__version__})")
+        raise ConfigError(
+            f"--opset {opset} is out of range for the {exporter} exporter; use "
+            f"{MIN_OPSET[exporter]} to {newest} (onnx {onnx.__version__})"
+        )
 
 
 def file_opset(proto) -> int | None:
@@ -39,8 +41,17 @@ def file_opset(proto) -> int | None:
     return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
 
 
-def write(model: nn.Module, example: torch.Tensor, path: Path, ckpt: dict, *, exporter: str = "dynamo",
-          opset: int = 18, source_sha256: str = "", **_: Any) -> dict[str, Any]:
+def write(
+    model: nn.Module,
+    example: torch.Tensor,
+    path: Path,
+    ckpt: dict,
+    *,
+    exporter: str = "dynamo",
+    opset: int = 18,
+    source_sha256: str = "",
+    **_: Any,
+) -> dict[str, Any]:
     import onnx
 
     kwargs: dict[str, Any] = dict(input_names=["input"], output_names=["logits"], opset_version=opset)
@@ -55,15 +66,22 @@ def write(model: nn.Module, example: torch.Tensor, path: Path, ckpt: dict, *, ex
             torch.onnx.export(model, (example,), str(path), **kwargs)
     except Exception as exc:
         other = "torchscript" if exporter == "dynamo" else "dynamo"
-        raise ExportError(f"ONNX export with the {exporter} exporter failed for {ckpt['model']['name']} "
-                          f"({first_line(exc)}); try --exporter {other}") from None
+        raise ExportError(
+            f"ONNX export with the {exporter} exporter failed for {ckpt['model']['name']} "
+            f"({first_line(exc)}); try --exporter {other}"
+        ) from None
     proto = onnx.load(str(path))
-    meta = {"toolkit.model": ckpt["model"]["name"], "toolkit.num_classes": str(ckpt["model"]["num_classes"]),
-            "toolkit.classes": ",".join(ckpt["classes"]), "toolkit.input_layout": ckpt["input"]["layout"],
-            "toolkit.input_mean": ",".join(map(str, ckpt["input"]["mean"])),
-            "toolkit.input_std": ",".join(map(str, ckpt["input"]["std"])),
-            "toolkit.input_scale": ckpt["input"]["scale"], "toolkit.source_sha256": source_sha256,
-            "toolkit.exporter": exporter}
+    meta = {
+        "toolkit.model": ckpt["model"]["name"],
+        "toolkit.num_classes": str(ckpt["model"]["num_classes"]),
+        "toolkit.classes": ",".join(ckpt["classes"]),
+        "toolkit.input_layout": ckpt["input"]["layout"],
+        "toolkit.input_mean": ",".join(map(str, ckpt["input"]["mean"])),
+        "toolkit.input_std": ",".join(map(str, ckpt["input"]["std"])),
+        "toolkit.input_scale": ckpt["input"]["scale"],
+        "toolkit.source_sha256": source_sha256,
+        "toolkit.exporter": exporter,
+    }
     del proto.metadata_props[:]
     for k, v in meta.items():
         proto.metadata_props.add(key=k, value=v)

@@ -18,8 +18,9 @@ from toolkit.core.errors import ConfigError
 MODES = ("trace", "script")
 
 
-def write(model: nn.Module, example: torch.Tensor, path: Path, ckpt: dict, *, ts_mode: str = "trace",
-          **_: Any) -> dict[str, Any]:
+def write(
+    model: nn.Module, example: torch.Tensor, path: Path, ckpt: dict, *, ts_mode: str = "trace", **_: Any
+) -> dict[str, Any]:
     """Write a frozen TorchScript module for inference (the caller checks and renames it)."""
     if ts_mode not in MODES:
         raise ConfigError(f"unknown TorchScript mode {ts_mode!r}; choose trace or script")

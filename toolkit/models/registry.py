@@ -7,8 +7,8 @@ it in summary.json, so a user sees how far a run is from the published figure.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from torch import nn
 
@@ -42,50 +42,106 @@ class ModelSpec:
 
 def _tutorial(num_classes: int) -> nn.Module:
     from toolkit.models.tutorial_cnn import TutorialCNN
+
     return TutorialCNN(num_classes)
 
 
 def _resnet(depth: int) -> Callable[[int], nn.Module]:
     def build(num_classes: int) -> nn.Module:
         from toolkit.models.resnet_cifar import CifarResNet
+
         return CifarResNet(depth, num_classes)
+
     return build
 
 
 def _fast(num_classes: int) -> nn.Module:
     from toolkit.models.fast_cnn import FastCNN
+
     return FastCNN(num_classes)
 
 
 def _resnet18(num_classes: int) -> nn.Module:
     from toolkit.models.resnet18 import resnet18_cifar
+
     return resnet18_cifar(num_classes)
 
 
 _HE2016 = "He et al. 2016, Deep Residual Learning for Image Recognition, Table 6 (arXiv:1512.03385)"
 
-REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in [
-    ModelSpec("tutorial-cnn", _tutorial,
-              "the seed tutorial's 2-conv CNN, fc1 fixed to Linear(128*28*28, 256)",
-              None, "seed tutorial (no accuracy published; see README for ours)",
-              Recipe(optimizer="adam", lr=1e-3, batch_size=64, epochs=10)),
-    ModelSpec("resnet20", _resnet(20), "CIFAR ResNet-20, option A shortcuts, 0.27 M params",
-              91.25, _HE2016,
-              Recipe(lr=0.1, batch_size=128, epochs=164, weight_decay=1e-4, schedule="multistep",
-                     augment=True, normalize=True)),
-    ModelSpec("resnet56", _resnet(56), "CIFAR ResNet-56, option A shortcuts, 0.86 M params",
-              93.03, _HE2016,
-              Recipe(lr=0.1, batch_size=128, epochs=164, weight_decay=1e-4, schedule="multistep",
-                     augment=True, normalize=True)),
-    ModelSpec("fast-cnn", _fast, "airbench94-style conv-BN-GELU net, widths 64/256/256, 2.0 M params",
-              94.0, "Jordan 2024, 94% on CIFAR-10 in 3.29 seconds on a single GPU (arXiv:2404.00498)",
-              Recipe(lr=0.4, batch_size=512, epochs=10, weight_decay=5e-4, nesterov=True, schedule="onecycle",
-                     label_smoothing=0.2, augment=True, normalize=True)),
-    ModelSpec("resnet18", _resnet18, "torchvision ResNet-18 with a CIFAR stem (3x3 conv, no max-pool)",
-              93.02, "kuangliu/pytorch-cifar README (ResNet18, SGD + cosine, 200 epochs)",
-              Recipe(lr=0.1, batch_size=128, epochs=200, weight_decay=5e-4, schedule="cosine",
-                     augment=True, normalize=True)),
-]}
+REGISTRY: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in [
+        ModelSpec(
+            "tutorial-cnn",
+            _tutorial,
+            "the seed tutorial's 2-conv CNN, fc1 fixed to Linear(128*28*28, 256)",
+            None,
+            "seed tutorial (no accuracy published; see README for ours)",
+            Recipe(optimizer="adam", lr=1e-3, batch_size=64, epochs=10),
+        ),
+        ModelSpec(
+            "resnet20",
+            _resnet(20),
+            "CIFAR ResNet-20, option A shortcuts, 0.27 M params",
+            91.25,
+            _HE2016,
+            Recipe(
+                lr=0.1,
+                batch_size=128,
+                epochs=164,
+                weight_decay=1e-4,
+                schedule="multistep",
+                augment=True,
+                normalize=True,
+            ),
+        ),
+        ModelSpec(
+            "resnet56",
+            _resnet(56),
+            "CIFAR ResNet-56, option A shortcuts, 0.86 M params",
+            93.03,
+            _HE2016,
+            Recipe(
+                lr=0.1,
+                batch_size=128,
+                epochs=164,
+                weight_decay=1e-4,
+                schedule="multistep",
+                augment=True,
+                normalize=True,
+            ),
+        ),
+        ModelSpec(
+            "fast-cnn",
+            _fast,
+            "airbench94-style conv-BN-GELU net, widths 64/256/256, 2.0 M params",
+            94.0,
+            "Jordan 2024, 94% on CIFAR-10 in 3.29 seconds on a single GPU (arXiv:2404.00498)",
+            Recipe(
+                lr=0.4,
+                batch_size=512,
+                epochs=10,
+                weight_decay=5e-4,
+                nesterov=True,
+                schedule="onecycle",
+                label_smoothing=0.2,
+                augment=True,
+                normalize=True,
+            ),
+        ),
+        ModelSpec(
+            "resnet18",
+            _resnet18,
+            "torchvision ResNet-18 with a CIFAR stem (3x3 conv, no max-pool)",
+            93.02,
+            "kuangliu/pytorch-cifar README (ResNet18, SGD + cosine, 200 epochs)",
+            Recipe(
+                lr=0.1, batch_size=128, epochs=200, weight_decay=5e-4, schedule="cosine", augment=True, normalize=True
+            ),
+        ),
+    ]
+}
 
 
 def list_models() -> list[str]:

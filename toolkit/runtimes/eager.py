@@ -36,5 +36,11 @@ class EagerRuntime(Runtime):
         return out
 
     def describe(self):
-        return {"runtime": self.name, "device": self.device, "provider": f"torch {torch.__version__}",
-                "threads": torch.get_num_threads(), "channels_last": self.channels_last, "amp": self.amp}
+        return {
+            "runtime": self.name,
+            "device": self.device,
+            "provider": f"torch {torch.__version__}",
+            "threads": torch.get_num_threads(),
+            "channels_last": self.channels_last,
+            "amp": self.amp,
+        }

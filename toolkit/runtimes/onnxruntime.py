@@ -16,8 +16,12 @@ from toolkit.runtimes.base import Runtime
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 # --variants times every level: the gap between "disable" and "all" is what the graph optimisations buy.
-OPT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
-              "all": "ORT_ENABLE_ALL"}
+OPT_LEVELS = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
 
 
 class OnnxRuntime(Runtime):
@@ -27,6 +31,7 @@ class OnnxRuntime(Runtime):
     @classmethod
     def unavailable_reason(cls, device: str) -> str | None:
         import onnxruntime as ort
+
         if device not in PROVIDERS:
             return f"onnxruntime has no provider for device {device!r}"
         if PROVIDERS[device] not in ort.get_available_providers():
@@ -54,7 +59,9 @@ class OnnxRuntime(Runtime):
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=[wanted])
         except Exception as exc:
-            raise ToolkitError(f"{path}: onnxruntime cannot load it ({first_line(exc)}); re-run toolkit export") from None
+            raise ToolkitError(
+                f"{path}: onnxruntime cannot load it ({first_line(exc)}); re-run toolkit export"
+            ) from None
         got = self.session.get_providers()
         if got[0] != wanted:
             raise DeviceError(f"onnxruntime fell back to {got[0]} instead of {wanted}; refusing a silent fallback")
@@ -66,5 +73,11 @@ class OnnxRuntime(Runtime):
         return torch.from_numpy(out)
 
     def describe(self):
-        return {"runtime": self.name, "device": self.device, "provider": self.session.get_providers()[0],
-                "threads": self.intra, "inter_op_threads": self.inter, "graph_optimization": self.opt_level}
+        return {
+            "runtime": self.name,
+            "device": self.device,
+            "provider": self.session.get_providers()[0],
+            "threads": self.intra,
+            "inter_op_threads": self.inter,
+            "graph_optimization": self.opt_level,
+        }

@@ -29,8 +29,9 @@ class TorchScriptRuntime(Runtime):
                 warnings.simplefilter("ignore")
                 self.module = torch.jit.load(str(path), map_location=self.torch_device).eval()
         except Exception as exc:
-            raise ToolkitError(f"{path}: not a loadable TorchScript file ({first_line(exc)}); "
-                               f"re-run toolkit export") from None
+            raise ToolkitError(
+                f"{path}: not a loadable TorchScript file ({first_line(exc)}); re-run toolkit export"
+            ) from None
 
     @torch.inference_mode()
     def run(self, x: torch.Tensor) -> torch.Tensor:
@@ -39,5 +40,9 @@ class TorchScriptRuntime(Runtime):
         return out
 
     def describe(self):
-        return {"runtime": self.name, "device": self.device, "provider": f"torch.jit {torch.__version__}",
-                "threads": torch.get_num_threads()}
+        return {
+            "runtime": self.name,
+            "device": self.device,
+            "provider": f"torch.jit {torch.__version__}",
+            "threads": torch.get_num_threads(),
+        }

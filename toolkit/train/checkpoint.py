@@ -25,31 +25,55 @@ from toolkit.train.config import TrainConfig
 FORMAT = "toolkit-checkpoint"
 FORMAT_VERSION = 1
 # What export, verify and resume read; a file with the marker but without one of these is refused by name.
-REQUIRED_KEYS = {"model": ("name", "num_classes"), "state_dict": (), "train_config": (), "progress": (),
-                 "classes": (), "input": ("shape", "mean", "std")}
+REQUIRED_KEYS = {
+    "model": ("name", "num_classes"),
+    "state_dict": (),
+    "train_config": (),
+    "progress": (),
+    "classes": (),
+    "input": ("shape", "mean", "std"),
+}
 
 
 def versions() -> dict[str, str]:
     import numpy
     import torchvision
 
-    return {"toolkit": __version__, "torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
-            "numpy": str(numpy.__version__), "python": platform.python_version()}
+    return {
+        "toolkit": __version__,
+        "torch": str(torch.__version__),
+        "torchvision": str(torchvision.__version__),
+        "numpy": str(numpy.__version__),
+        "python": platform.python_version(),
+    }
 
 
-def make_payload(cfg: TrainConfig, model: nn.Module, classes, mean, std, *, progress: dict | None = None,
-                 optimizer: dict | None = None, grad_scaler: dict | None = None, world_size: int = 1,
-                 origin: str = "train") -> dict:
+def make_payload(
+    cfg: TrainConfig,
+    model: nn.Module,
+    classes,
+    mean,
+    std,
+    *,
+    progress: dict | None = None,
+    optimizer: dict | None = None,
+    grad_scaler: dict | None = None,
+    world_size: int = 1,
+    origin: str = "train",
+) -> dict:
     """Everything a checkpoint holds besides the format marker; `cfg` is a resolved TrainConfig.
 
     `progress` is TrainState.to_dict(); `origin` says whether training wrote it or bench made untrained weights.
     """
     spec = get_spec(cfg.model)
-    progress = progress or {"epoch": 0, "batch": 0, "global_step": 0, "partial": None, "metrics": [],
-                            "elapsed": 0.0}
+    progress = progress or {"epoch": 0, "batch": 0, "global_step": 0, "partial": None, "metrics": [], "elapsed": 0.0}
     return {
-        "model": {"name": cfg.model, "num_classes": num_classes(cfg.dataset),
-                  "reference_accuracy": spec.reference_accuracy, "source": spec.source},
+        "model": {
+            "name": cfg.model,
+            "num_classes": num_classes(cfg.dataset),
+            "reference_accuracy": spec.reference_accuracy,
+            "source": spec.source,
+        },
         "origin": origin,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "train_config": cfg.to_dict(),
@@ -59,8 +83,15 @@ def make_payload(cfg: TrainConfig, model: nn.Module, classes, mean, std, *, prog
         "grad_scaler": grad_scaler,
         "metrics": progress["metrics"],
         "classes": list(classes),
-        "input": {"shape": [3, 32, 32], "layout": "NCHW", "dtype": "float32", "channel_order": "RGB",
-                  "scale": "pixel / 255", "mean": list(mean), "std": list(std)},
+        "input": {
+            "shape": [3, 32, 32],
+            "layout": "NCHW",
+            "dtype": "float32",
+            "channel_order": "RGB",
+            "scale": "pixel / 255",
+            "mean": list(mean),
+            "std": list(std),
+        },
         "versions": versions(),
         "seed": cfg.seed,
         "world_size": world_size,
@@ -77,19 +108,22 @@ def write_untrained(model_name: str, run_dir: str | os.PathLike, seed: int = 0) 
     mean, std = normalization(cfg.dataset, cfg.normalize)
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     path = Path(run_dir) / CHECKPOINT
-    save_checkpoint(path, make_payload(cfg, create_model(model_name), CIFAR10_CLASSES, mean, std,
-                                       origin="untrained"))
+    save_checkpoint(path, make_payload(cfg, create_model(model_name), CIFAR10_CLASSES, mean, std, origin="untrained"))
     return path
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     """Write atomically: the previous checkpoint stays intact until the new one is complete."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         try:
-            torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **payload}, tmp)
-        except RuntimeError as exc:  # torch's file writer reports a full disk or size limit this way
-            raise CheckpointError(f"cannot write checkpoint {path} ({first_line(exc, 120)}); the previous "
-                                  f"checkpoint is intact; free disk space or raise the file-size limit") from None
+            torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **payload}, f)
+        except RuntimeError:
+            # torch's writer reports a short write (full disk, file-size limit) as an internal assertion.
+            written = os.fstat(f.fileno()).st_size
+            raise CheckpointError(
+                f"cannot write checkpoint {path}: the write stopped after {written:,} bytes (disk full or a "
+                f"file-size limit); the previous checkpoint is intact; free space or raise the limit, then resume"
+            ) from None
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
@@ -107,15 +141,20 @@ def load_checkpoint(path: str | os.PathLike, *, expect_model: str | None = None)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"{path}: cannot be read as a checkpoint ({type(exc).__name__}); "
-                              f"it is truncated, corrupt or not a toolkit checkpoint") from None
+        raise CheckpointError(
+            f"{path}: cannot be read as a checkpoint ({type(exc).__name__}); "
+            f"it is truncated, corrupt or not a toolkit checkpoint"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a toolkit checkpoint (no '{FORMAT}' marker)")
     if ckpt.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{path}: written by a newer toolkit (format {ckpt['format_version']}); upgrade")
     for key, inner in REQUIRED_KEYS.items():
-        missing = key if key not in ckpt else next((f"{key}.{k}" for k in inner
-                                                    if not isinstance(ckpt[key], dict) or k not in ckpt[key]), None)
+        missing = (
+            key
+            if key not in ckpt
+            else next((f"{key}.{k}" for k in inner if not isinstance(ckpt[key], dict) or k not in ckpt[key]), None)
+        )
         if missing:
             raise CheckpointError(f"{path}: damaged checkpoint, '{missing}' is missing; re-run toolkit train")
     name = ckpt["model"]["name"]
@@ -130,6 +169,7 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
         model = create_model(ckpt["model"]["name"], num_classes=ckpt["model"]["num_classes"])
         model.load_state_dict(ckpt["state_dict"])
     except (RuntimeError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint weights do not fit model {ckpt['model']['name']!r}: "
-                              f"{first_line(exc)}") from None
+        raise CheckpointError(
+            f"checkpoint weights do not fit model {ckpt['model']['name']!r}: {first_line(exc)}"
+        ) from None
     return model.eval()

@@ -49,7 +49,7 @@ class TrainConfig:
     channels_last: bool = False
     compile: bool = False  # torch.compile the training model
 
-    def resolved(self) -> "TrainConfig":
+    def resolved(self) -> TrainConfig:
         """Fill recipe fields from the registry, name the run, and validate everything."""
         spec = get_spec(self.model)
         recipe = asdict(spec.recipe)
@@ -62,23 +62,34 @@ class TrainConfig:
         return cfg
 
     def validate(self) -> None:
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "eval_batch_size": self.eval_batch_size,
-                    "limit_train": self.limit_train, "limit_test": self.limit_test}
+        positive = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "eval_batch_size": self.eval_batch_size,
+            "limit_train": self.limit_train,
+            "limit_test": self.limit_test,
+        }
         for name, value in positive.items():
             if value is not None and value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
         if self.stop_at_accuracy is not None and not 0 < self.stop_at_accuracy <= 100:
             raise ConfigError(f"target accuracy must be in (0, 100] percent, got {self.stop_at_accuracy}")
         # Each bound also rejects NaN (every comparison with NaN is false) and, where it matters, infinity.
-        bounds = {"lr": (self.lr, "a positive finite number", lambda v: 0 < v < math.inf),
-                  "weight_decay": (self.weight_decay, "a finite number >= 0", lambda v: 0 <= v < math.inf),
-                  "momentum": (self.momentum, "in [0, 1)", lambda v: 0 <= v < 1),
-                  "label_smoothing": (self.label_smoothing, "in [0, 1)", lambda v: 0 <= v < 1)}
+        bounds = {
+            "lr": (self.lr, "a positive finite number", lambda v: 0 < v < math.inf),
+            "weight_decay": (self.weight_decay, "a finite number >= 0", lambda v: 0 <= v < math.inf),
+            "momentum": (self.momentum, "in [0, 1)", lambda v: 0 <= v < 1),
+            "label_smoothing": (self.label_smoothing, "in [0, 1)", lambda v: 0 <= v < 1),
+        }
         for name, (value, what, ok) in bounds.items():
             if value is not None and not ok(value):
                 raise ConfigError(f"--{name.replace('_', '-')} must be {what}, got {value}")
-        choices = {"dataset": (self.dataset, DATASETS), "optimizer": (self.optimizer, OPTIMIZERS),
-                   "schedule": (self.schedule, SCHEDULES), "amp": (self.amp, AMP_MODES)}
+        choices = {
+            "dataset": (self.dataset, DATASETS),
+            "optimizer": (self.optimizer, OPTIMIZERS),
+            "schedule": (self.schedule, SCHEDULES),
+            "amp": (self.amp, AMP_MODES),
+        }
         for name, (value, allowed) in choices.items():
             if value is not None and value not in allowed:
                 raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
@@ -89,6 +100,6 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})

@@ -33,13 +33,19 @@ class DistContext:
         if not self.enabled:
             return model
         from torch.nn.parallel import DistributedDataParallel as DDP
+
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DDP(model, device_ids=ids)
 
     def all_reduce_sums(self, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int) -> tuple[float, int, int]:
         """Training-set sums over all ranks, as Python numbers."""
-        t = torch.stack([loss_sum.double(), correct.double(), torch.tensor(float(seen), device=loss_sum.device,
-                                                                             dtype=torch.float64)])
+        t = torch.stack(
+            [
+                loss_sum.double(),
+                correct.double(),
+                torch.tensor(float(seen), device=loss_sum.device, dtype=torch.float64),
+            ]
+        )
         if self.enabled:
             backend_dev = self.device if dist.get_backend() == "nccl" else torch.device("cpu")
             t = t.to(backend_dev)

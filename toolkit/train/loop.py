@@ -14,9 +14,10 @@ import shlex
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -55,7 +56,7 @@ class TrainState:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainState":
+    def from_dict(cls, d: dict) -> TrainState:
         return cls(**{k: d[k] for k in ("epoch", "batch", "global_step", "partial", "metrics", "elapsed")})
 
 
@@ -108,24 +109,41 @@ def evaluate(model: nn.Module, loader: TensorLoader, amp: str = "off") -> tuple[
     return 100.0 * correct.item() / n, loss_sum.item() / n
 
 
-def prepare(cfg: TrainConfig, device: torch.device, dist: distributed.DistContext | None = None,
-            ckpt: dict | None = None, train_set: ImageSet | None = None,
-            test_set: ImageSet | None = None) -> Training:
+def prepare(
+    cfg: TrainConfig,
+    device: torch.device,
+    dist: distributed.DistContext | None = None,
+    ckpt: dict | None = None,
+    train_set: ImageSet | None = None,
+    test_set: ImageSet | None = None,
+) -> Training:
     """Set-up: data on the device, model, optimizer, precision switches and the step; state from `ckpt`."""
     dist = dist or distributed.DistContext()
     if cfg.batch_size % dist.world_size:
-        raise ConfigError(f"--batch-size {cfg.batch_size} must be divisible by the {dist.world_size} "
-                          f"processes (it is the global batch)")
+        raise ConfigError(
+            f"--batch-size {cfg.batch_size} must be divisible by the {dist.world_size} "
+            f"processes (it is the global batch)"
+        )
     if train_set is None:
-        train_set = load_dataset(cfg.dataset, True, cfg.data_dir, limit=cfg.limit_train, download=cfg.download,
-                                 seed=cfg.seed)
+        train_set = load_dataset(
+            cfg.dataset, True, cfg.data_dir, limit=cfg.limit_train, download=cfg.download, seed=cfg.seed
+        )
     if test_set is None:
-        test_set = load_dataset(cfg.dataset, False, cfg.data_dir, limit=cfg.limit_test, download=cfg.download,
-                                seed=cfg.seed)
+        test_set = load_dataset(
+            cfg.dataset, False, cfg.data_dir, limit=cfg.limit_test, download=cfg.download, seed=cfg.seed
+        )
     mean, std = normalization(cfg.dataset, cfg.normalize)
     common = dict(device=device, mean=mean, std=std, channels_last=cfg.channels_last)
-    train_loader = TensorLoader(train_set, cfg.batch_size, shuffle=True, augment=cfg.augment, seed=cfg.seed,
-                                rank=dist.rank, world_size=dist.world_size, **common)
+    train_loader = TensorLoader(
+        train_set,
+        cfg.batch_size,
+        shuffle=True,
+        augment=cfg.augment,
+        seed=cfg.seed,
+        rank=dist.rank,
+        world_size=dist.world_size,
+        **common,
+    )
     test_loader = TensorLoader(test_set, cfg.eval_batch_size, **common)
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank and every resume
@@ -139,10 +157,29 @@ def prepare(cfg: TrainConfig, device: torch.device, dist: distributed.DistContex
         precision.load_state_dict(ckpt.get("grad_scaler"))
         state = TrainState.from_dict(ckpt["progress"])
     total = cfg.epochs * len(train_loader)
-    step = TrainStep(precision.wrap_for_training(dist.wrap(model)), optimizer, precision,
-                     lambda i: lr_at(i, total, cfg), cfg.label_smoothing)
-    return Training(cfg, device, dist, model, optimizer, fused, precision, step, train_loader, test_loader,
-                    train_set.classes, mean, std, state)
+    step = TrainStep(
+        precision.wrap_for_training(dist.wrap(model)),
+        optimizer,
+        precision,
+        lambda i: lr_at(i, total, cfg),
+        cfg.label_smoothing,
+    )
+    return Training(
+        cfg,
+        device,
+        dist,
+        model,
+        optimizer,
+        fused,
+        precision,
+        step,
+        train_loader,
+        test_loader,
+        train_set.classes,
+        mean,
+        std,
+        state,
+    )
 
 
 class StopFlag:
@@ -151,8 +188,9 @@ class StopFlag:
     signum: int | None = None
 
 
-def run_epoch(t: Training, stop: StopFlag, reporter: Reporter,
-              step_hook: Callable[[int, int], None] | None = None) -> dict | None:
+def run_epoch(
+    t: Training, stop: StopFlag, reporter: Reporter, step_hook: Callable[[int, int], None] | None = None
+) -> dict | None:
     """Train the current epoch from where the state stands; its metrics, or None when a signal stopped it.
 
     A signal on the epoch's last step lets the epoch finish (evaluation included), so a checkpoint never
@@ -182,9 +220,17 @@ def run_epoch(t: Training, stop: StopFlag, reporter: Reporter,
     loss_sum, correct, seen = t.dist.all_reduce_sums(sums.loss_sum, sums.correct, sums.seen)
     test_acc, test_loss = evaluate(t.model, t.test_loader, cfg.amp)
     epoch_seconds = seconds_before + time.perf_counter() - t0
-    return {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": 100.0 * correct / seen,
-            "test_loss": test_loss, "test_acc": test_acc, "lr": t.step.schedule(max(st.global_step - 1, 0)),
-            "img_per_s": seen / train_seconds, "train_seconds": train_seconds, "epoch_seconds": epoch_seconds}
+    return {
+        "epoch": epoch + 1,
+        "train_loss": loss_sum / seen,
+        "train_acc": 100.0 * correct / seen,
+        "test_loss": test_loss,
+        "test_acc": test_acc,
+        "lr": t.step.schedule(max(st.global_step - 1, 0)),
+        "img_per_s": seen / train_seconds,
+        "train_seconds": train_seconds,
+        "epoch_seconds": epoch_seconds,
+    }
 
 
 def summarize(t: Training, run_dir: Path) -> dict[str, Any]:
@@ -196,16 +242,27 @@ def summarize(t: Training, run_dir: Path) -> dict[str, Any]:
     images = sum(m["img_per_s"] * m["train_seconds"] for m in metrics)
     ref = spec.reference_accuracy if cfg.dataset == "cifar10" else None
     return {
-        "model": cfg.model, "dataset": cfg.dataset, "epochs": len(metrics),
-        "final_test_acc": final, "best_test_acc": best["test_acc"], "best_epoch": best["epoch"],
-        "reference_accuracy": ref, "reference_source": spec.source,
+        "model": cfg.model,
+        "dataset": cfg.dataset,
+        "epochs": len(metrics),
+        "final_test_acc": final,
+        "best_test_acc": best["test_acc"],
+        "best_epoch": best["epoch"],
+        "reference_accuracy": ref,
+        "reference_source": spec.source,
         "delta_vs_reference": None if ref is None else final - ref,
-        "target_accuracy": cfg.stop_at_accuracy, "reached_target": _reached_target(cfg, metrics),
+        "target_accuracy": cfg.stop_at_accuracy,
+        "reached_target": _reached_target(cfg, metrics),
         "total_seconds": t.state.elapsed,
         "img_per_s": images / sum(m["train_seconds"] for m in metrics),
-        "device": str(t.device), "world_size": t.dist.world_size,
-        "threads": torch.get_num_threads(), "fused_optimizer": t.fused, **t.precision.describe(),
-        "train_config": cfg.to_dict(), "run_dir": str(run_dir), "versions": versions(),
+        "device": str(t.device),
+        "world_size": t.dist.world_size,
+        "threads": torch.get_num_threads(),
+        "fused_optimizer": t.fused,
+        **t.precision.describe(),
+        "train_config": cfg.to_dict(),
+        "run_dir": str(run_dir),
+        "versions": versions(),
     }
 
 
@@ -213,9 +270,14 @@ def _reached_target(cfg: TrainConfig, metrics: list[dict]) -> bool:
     return cfg.stop_at_accuracy is not None and bool(metrics) and metrics[-1]["test_acc"] >= cfg.stop_at_accuracy
 
 
-def train(config: TrainConfig | None = None, *, resume: str | Path | None = None,
-          reporter: Reporter | None = None, step_hook: Callable[[int, int], None] | None = None,
-          **overrides: Any) -> TrainResult:
+def train(
+    config: TrainConfig | None = None,
+    *,
+    resume: str | Path | None = None,
+    reporter: Reporter | None = None,
+    step_hook: Callable[[int, int], None] | None = None,
+    **overrides: Any,
+) -> TrainResult:
     """Train a registry model; keyword overrides are TrainConfig fields (`train(model="resnet20", epochs=2)`).
 
     With `resume`, the run continues from that checkpoint in its own folder; only `epochs`, `device`,
@@ -261,11 +323,14 @@ def _resolve(config: TrainConfig | None, resume, overrides: dict) -> tuple[Train
         return cfg, Path(cfg.out) / cfg.run_name, None
     ckpt = load_checkpoint(resume, expect_model=overrides.get("model") or (config and config.model))
     saved = TrainConfig.from_dict(ckpt["train_config"])
-    changed = sorted(k for k, v in overrides.items()
-                     if k not in RESUME_OVERRIDES and v is not None and v != getattr(saved, k, None))
+    changed = sorted(
+        k for k, v in overrides.items() if k not in RESUME_OVERRIDES and v is not None and v != getattr(saved, k, None)
+    )
     if changed:
-        raise ConfigError(f"cannot change {', '.join('--' + k.replace('_', '-') for k in changed)} when resuming; "
-                          f"start a new run instead")
+        raise ConfigError(
+            f"cannot change {', '.join('--' + k.replace('_', '-') for k in changed)} when resuming; "
+            f"start a new run instead"
+        )
     cfg = replace(saved, **{k: v for k, v in overrides.items() if k in RESUME_OVERRIDES and v is not None})
     cfg.validate()
     run_dir = Path(resume) if Path(resume).is_dir() else Path(resume).parent
@@ -275,33 +340,59 @@ def _resolve(config: TrainConfig | None, resume, overrides: dict) -> tuple[Train
 def _save(t: Training, run_dir: Path) -> None:
     if not t.dist.is_main:
         return
-    save_checkpoint(run_dir / CHECKPOINT, make_payload(
-        t.cfg, t.model, t.classes, t.mean, t.std, progress=t.state.to_dict(), optimizer=t.optimizer.state_dict(),
-        grad_scaler=t.precision.state_dict(), world_size=t.dist.world_size))
+    save_checkpoint(
+        run_dir / CHECKPOINT,
+        make_payload(
+            t.cfg,
+            t.model,
+            t.classes,
+            t.mean,
+            t.std,
+            progress=t.state.to_dict(),
+            optimizer=t.optimizer.state_dict(),
+            grad_scaler=t.precision.state_dict(),
+            world_size=t.dist.world_size,
+        ),
+    )
     write_text(run_dir / METRICS, "".join(json.dumps(m) + "\n" for m in t.state.metrics))
 
 
 def _diverged(t: Training, run_dir: Path, exc: NonFiniteLoss) -> TrainingDiverged:
-    kept = (f"the last good checkpoint is kept at {run_dir / CHECKPOINT}" if t.state.epoch > 0
-            else "no checkpoint was written")
+    kept = (
+        f"the last good checkpoint is kept at {run_dir / CHECKPOINT}"
+        if t.state.epoch > 0
+        else "no checkpoint was written"
+    )
     epoch = exc.step // max(len(t.train_loader), 1) + 1
-    return TrainingDiverged(f"loss or weights became NaN/inf in epoch {epoch} by step {exc.step + 1} "
-                            f"(lr {exc.lr:g} at that step); lower --lr; {kept}")
+    return TrainingDiverged(
+        f"loss or weights became NaN/inf in epoch {epoch} by step {exc.step + 1} "
+        f"(lr {exc.lr:g} at that step); lower --lr; {kept}"
+    )
 
 
 def _interrupted(t: Training, run_dir: Path, signum: int) -> Interrupted:
     st = t.state
     where = f"in epoch {st.epoch + 1} at step {st.batch}" if st.batch else f"after epoch {st.epoch}"
-    return Interrupted(f"stopped by {signal.Signals(signum).name} {where}; checkpoint saved, resume with: "
-                       f"toolkit train --resume {shlex.quote(str(run_dir))}", signum)
+    return Interrupted(
+        f"stopped by {signal.Signals(signum).name} {where}; checkpoint saved, resume with: "
+        f"toolkit train --resume {shlex.quote(str(run_dir))}",
+        signum,
+    )
 
 
 def _describe(t: Training, run_dir: Path, *, resumed: bool) -> dict[str, Any]:
-    return {"run_dir": str(run_dir), "model": t.cfg.model, "device": str(t.device),
-            "world_size": t.dist.world_size, "train_size": t.train_loader.num_samples,
-            "test_size": t.test_loader.num_samples, "fused_optimizer": t.fused,
-            "resumed_from_epoch": t.state.epoch if resumed else None,
-            "threads": torch.get_num_threads(), **t.precision.describe()}
+    return {
+        "run_dir": str(run_dir),
+        "model": t.cfg.model,
+        "device": str(t.device),
+        "world_size": t.dist.world_size,
+        "train_size": t.train_loader.num_samples,
+        "test_size": t.test_loader.num_samples,
+        "fused_optimizer": t.fused,
+        "resumed_from_epoch": t.state.epoch if resumed else None,
+        "threads": torch.get_num_threads(),
+        **t.precision.describe(),
+    }
 
 
 @contextlib.contextmanager

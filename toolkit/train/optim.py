@@ -19,8 +19,14 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> 
     """The optimizer and whether it is fused (fused kernels exist for cpu/cuda/mps in torch >= 2.4)."""
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "sgd":
-        make = lambda **kw: torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,  # noqa: E731
-                                            weight_decay=cfg.weight_decay, **kw)
+        make = lambda **kw: torch.optim.SGD(
+            params,
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov,  # noqa: E731
+            weight_decay=cfg.weight_decay,
+            **kw,
+        )
     else:
         cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         make = lambda **kw: cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kw)  # noqa: E731

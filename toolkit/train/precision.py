@@ -18,6 +18,7 @@ def compile_unavailable_reason() -> str | None:
     """Why torch.compile cannot run here, or None when it can."""
     try:
         import torch._dynamo
+
         if not torch._dynamo.is_dynamo_supported():
             return f"torch.compile does not support Python {sys.version_info.major}.{sys.version_info.minor} here"
     except Exception as exc:  # pragma: no cover - import-time failures differ between builds
@@ -72,5 +73,9 @@ class Precision:
             self.scaler.load_state_dict(state)
 
     def describe(self) -> dict:
-        return {"amp": self.amp, "channels_last": self.channels_last, "compiled": self.compiled,
-                "compile_skipped": self.compile_skipped}
+        return {
+            "amp": self.amp,
+            "channels_last": self.channels_last,
+            "compiled": self.compiled,
+            "compile_skipped": self.compile_skipped,
+        }

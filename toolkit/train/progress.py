@@ -7,16 +7,23 @@ from typing import Any, TextIO
 
 
 def format_epoch(m: dict[str, Any], total: int) -> str:
-    return (f"epoch {m['epoch']:>3}/{total}  train loss {m['train_loss']:.4f}  train acc {m['train_acc']:6.2f}%  "
-            f"test acc {m['test_acc']:6.2f}%  {m['img_per_s']:8.1f} img/s  {m['epoch_seconds']:7.1f} s")
+    return (
+        f"epoch {m['epoch']:>3}/{total}  train loss {m['train_loss']:.4f}  train acc {m['train_acc']:6.2f}%  "
+        f"test acc {m['test_acc']:6.2f}%  {m['img_per_s']:8.1f} img/s  {m['epoch_seconds']:7.1f} s"
+    )
 
 
 def format_summary(s: dict[str, Any]) -> str:
-    ref = "" if s["reference_accuracy"] is None else (
-        f" (reference {s['reference_accuracy']:.2f}%, delta {s['delta_vs_reference']:+.2f} pt)")
-    return (f"done: final test acc {s['final_test_acc']:.2f}%{ref}, best {s['best_test_acc']:.2f}% "
-            f"at epoch {s['best_epoch']}, {s['total_seconds']:.1f} s, {s['img_per_s']:.1f} img/s on "
-            f"{s['device']} -> {s['run_dir']}")
+    ref = (
+        ""
+        if s["reference_accuracy"] is None
+        else (f" (reference {s['reference_accuracy']:.2f}%, delta {s['delta_vs_reference']:+.2f} pt)")
+    )
+    return (
+        f"done: final test acc {s['final_test_acc']:.2f}%{ref}, best {s['best_test_acc']:.2f}% "
+        f"at epoch {s['best_epoch']}, {s['total_seconds']:.1f} s, {s['img_per_s']:.1f} img/s on "
+        f"{s['device']} -> {s['run_dir']}"
+    )
 
 
 class Reporter:
@@ -43,9 +50,11 @@ class PlainReporter(Reporter):
 
     def start(self, info):
         resumed = "" if info["resumed_from_epoch"] is None else f", resumed after epoch {info['resumed_from_epoch']}"
-        self._say(f"training {info['model']} on {info['device']} x{info['world_size']} "
-                  f"({info['train_size']} train / {info['test_size']} test images, {info['threads']} threads, "
-                  f"amp {info['amp']}{resumed}) -> {info['run_dir']}")
+        self._say(
+            f"training {info['model']} on {info['device']} x{info['world_size']} "
+            f"({info['train_size']} train / {info['test_size']} test images, {info['threads']} threads, "
+            f"amp {info['amp']}{resumed}) -> {info['run_dir']}"
+        )
         if info.get("compile_skipped"):
             self._say(f"note: --compile skipped: {info['compile_skipped']}")
 
@@ -64,6 +73,7 @@ class RichReporter(PlainReporter):
 
     def __init__(self):
         from rich.console import Console
+
         super().__init__()
         self.console = Console()
         self.progress = None
@@ -73,9 +83,16 @@ class RichReporter(PlainReporter):
 
     def epoch_start(self, epoch, total_epochs, batches, start_batch):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
         super().epoch_start(epoch, total_epochs, batches, start_batch)
-        self.progress = Progress(TextColumn(f"epoch {epoch}/{total_epochs}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeRemainingColumn(), console=self.console, transient=True)
+        self.progress = Progress(
+            TextColumn(f"epoch {epoch}/{total_epochs}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        )
         self.progress.start()
         self.task = self.progress.add_task("train", total=batches, completed=start_batch)
 

@@ -9,7 +9,7 @@ loss never reaches the weights. Benchmarks pass `mark` to time the phases apart;
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -53,14 +53,21 @@ class RunningSums:
 class TrainStep:
     """Forward, loss, NaN check, backward and optimizer for one batch; `schedule(step)` gives the lr."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, precision: Precision,
-                 schedule: Callable[[int], float], label_smoothing: float = 0.0):
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        precision: Precision,
+        schedule: Callable[[int], float],
+        label_smoothing: float = 0.0,
+    ):
         self.model, self.optimizer, self.precision = model, optimizer, precision
         self.schedule, self.label_smoothing = schedule, label_smoothing
         self.check_every = 1 if precision.device.type == "cpu" else 50
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, step: int, sums: RunningSums,
-                 mark: Callable[[str], None] | None = None) -> float:
+    def __call__(
+        self, x: torch.Tensor, y: torch.Tensor, step: int, sums: RunningSums, mark: Callable[[str], None] | None = None
+    ) -> float:
         """Train on (x, y) as global step `step`; returns the lr it used. Raises NonFiniteLoss."""
         lr = self.schedule(step)
         set_lr(self.optimizer, lr)
@@ -87,4 +94,3 @@ def weights_finite(model: nn.Module) -> bool:
     with torch.no_grad():
         flags = [torch.isfinite(t).all() for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
     return bool(torch.stack(flags).all()) if flags else True
-

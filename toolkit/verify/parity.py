@@ -91,7 +91,7 @@ class ParityResult:
         d = asdict(self)
         d["run_dir"] = str(self.run_dir)
         d["passed"] = bool(self)
-        for e, entry in zip(d["entries"], self.entries):
+        for e, entry in zip(d["entries"], self.entries, strict=True):
             e["passed"] = entry.passed
         return d
 
@@ -111,8 +111,10 @@ def _check_identity(runtime, ckpt: dict) -> None:
     """A file exported from another model must not be compared as if it were this one."""
     meta = getattr(runtime, "metadata", None)
     if meta is not None and meta.get("toolkit.model") not in (None, ckpt["model"]["name"]):
-        raise ToolkitError(f"{runtime.path} was exported from model {meta['toolkit.model']!r}, but the checkpoint "
-                           f"is {ckpt['model']['name']!r}; re-run toolkit export")
+        raise ToolkitError(
+            f"{runtime.path} was exported from model {meta['toolkit.model']!r}, but the checkpoint "
+            f"is {ckpt['model']['name']!r}; re-run toolkit export"
+        )
 
 
 def _candidates(run_dir: Path, runtimes, devices, notes: list[str]) -> list[tuple[str, str]]:
@@ -140,15 +142,25 @@ def _candidates(run_dir: Path, runtimes, devices, notes: list[str]) -> list[tupl
     if not pairs:
         exports = [f.filename for f in FORMATS.values() if f.writer]
         why = "; ".join(notes) if notes else f"it has none of {', '.join(exports)}"
-        raise ConfigError(f"nothing to verify in {run_dir}: {why}; run `toolkit export {run_dir}` first "
-                          f"(no comparison is not a pass)")
+        raise ConfigError(
+            f"nothing to verify in {run_dir}: {why}; run `toolkit export {run_dir}` first (no comparison is not a pass)"
+        )
     return pairs
 
 
-def verify(run_dir: str | os.PathLike | None = None, *, runtimes: list[str] | None = None,
-           devices: list[str] | None = None, limit: int | None = None, data_dir: str | None = None,
-           thresholds: Thresholds = Thresholds(), batch_size: int = 500, threads: int | None = None,
-           artifacts: str | os.PathLike = "artifacts", write: bool = True) -> ParityResult:
+def verify(
+    run_dir: str | os.PathLike | None = None,
+    *,
+    runtimes: list[str] | None = None,
+    devices: list[str] | None = None,
+    limit: int | None = None,
+    data_dir: str | None = None,
+    thresholds: Thresholds = Thresholds(),
+    batch_size: int = 500,
+    threads: int | None = None,
+    artifacts: str | os.PathLike = "artifacts",
+    write: bool = True,
+) -> ParityResult:
     """Compare every exported runtime x device with eager fp32 CPU; writes parity.json/.md unless `write=False`."""
     for name, value in (("--limit", limit), ("--batch-size", batch_size), ("--threads", threads)):
         if value is not None and value < 1:
@@ -164,8 +176,14 @@ def verify(run_dir: str | os.PathLike | None = None, *, runtimes: list[str] | No
         notes.append("the checkpoint holds untrained weights (made by toolkit bench --model)")
     pairs = _candidates(run_dir, runtimes, devices, notes)
     cfg = ckpt["train_config"]
-    test = load_dataset(cfg["dataset"], False, data_dir or cfg.get("data_dir"), limit=limit,
-                        download=cfg.get("download", True), seed=cfg["seed"])
+    test = load_dataset(
+        cfg["dataset"],
+        False,
+        data_dir or cfg.get("data_dir"),
+        limit=limit,
+        download=cfg.get("download", True),
+        seed=cfg["seed"],
+    )
     loader = TensorLoader(test, batch_size, mean=tuple(ckpt["input"]["mean"]), std=tuple(ckpt["input"]["std"]))
     batches = list(loader.epoch(0))
     labels = torch.cat([y for _, y in batches])
@@ -178,8 +196,10 @@ def verify(run_dir: str | os.PathLike | None = None, *, runtimes: list[str] | No
         ref_logits = [reference.run(x) for x, _ in batches]
         ref_all = torch.cat(ref_logits)
         if count_non_finite(ref_all):
-            raise ToolkitError(f"{run_dir / CHECKPOINT}: eager gives {count_non_finite(ref_all)} NaN/inf logits; "
-                               f"the weights are broken and there is no reference to compare with")
+            raise ToolkitError(
+                f"{run_dir / CHECKPOINT}: eager gives {count_non_finite(ref_all)} NaN/inf logits; "
+                f"the weights are broken and there is no reference to compare with"
+            )
         ref_acc = 100.0 * int((ref_all.argmax(1) == labels).sum()) / len(labels)
         manifest, problem = read_manifest(run_dir)
         if problem:
@@ -197,17 +217,19 @@ def verify(run_dir: str | os.PathLike | None = None, *, runtimes: list[str] | No
         if e.file_matches_manifest is False:
             notes.append(f"{e.label}: file sha256 differs from {MANIFEST}; it was modified after export")
     ref_info = {**reference.describe(), "accuracy": ref_acc, "tf32": False}
-    result = ParityResult(run_dir, ckpt["model"]["name"], cfg["dataset"], len(labels), batch_size, ref_info,
-                          thresholds, entries, notes)
+    result = ParityResult(
+        run_dir, ckpt["model"]["name"], cfg["dataset"], len(labels), batch_size, ref_info, thresholds, entries, notes
+    )
     if write:
         from toolkit.verify.report import write_parity
+
         write_parity(result, run_dir)
     return result
 
 
 def _compare(rt, batches, ref_logits, labels, ref_acc, manifest, t: Thresholds) -> RuntimeParity:
     diffs, agree, correct, worst, worst_batch, non_finite, first_bad = [], 0, 0, -1.0, 0, 0, None
-    for i, ((x, y), ref) in enumerate(zip(batches, ref_logits)):
+    for i, ((x, y), ref) in enumerate(zip(batches, ref_logits, strict=True)):
         out = rt.run(x)
         bad = count_non_finite(out)
         if bad and first_bad is None:
@@ -227,11 +249,24 @@ def _compare(rt, batches, ref_logits, labels, ref_acc, manifest, t: Thresholds) 
     acc = 100.0 * correct / n
     details = rt.describe()
     if entry_file:  # how the file was made, so a table of two exporters says which is which
-        details["export"] = ", ".join(f"{k} {entry_file[k]}" for k in ("exporter", "opset", "mode")
-                                      if k in entry_file)
-    stats = (float(all_d.max()), float(all_d.mean()), float(torch.quantile(all_d, 0.99))) if all_d.numel() \
+        details["export"] = ", ".join(f"{k} {entry_file[k]}" for k in ("exporter", "opset", "mode") if k in entry_file)
+    stats = (
+        (float(all_d.max()), float(all_d.mean()), float(torch.quantile(all_d, 0.99)))
+        if all_d.numel()
         else (0.0, 0.0, 0.0)
-    e = RuntimeParity(rt.name, rt.device, details, acc, acc - ref_acc, 100.0 * agree / n, *stats,
-                      worst_batch, non_finite, first_bad, matches)
+    )
+    e = RuntimeParity(
+        rt.name,
+        rt.device,
+        details,
+        acc,
+        acc - ref_acc,
+        100.0 * agree / n,
+        *stats,
+        worst_batch,
+        non_finite,
+        first_bad,
+        matches,
+    )
     _judge(e, t)
     return e

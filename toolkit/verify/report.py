@@ -8,29 +8,75 @@ from pathlib import Path
 from toolkit.core.files import write_json, write_text
 from toolkit.core.markdown import markdown_table
 
-PARITY_COLUMNS = ("runtime", "exported with", "device", "provider", "threads", "accuracy %", "Δacc pt", "top-1 agree %",
-                  "max |Δ|", "mean |Δ|", "p99 |Δ|", "NaN/inf", "worst batch", "verdict")
+PARITY_COLUMNS = (
+    "runtime",
+    "exported with",
+    "device",
+    "provider",
+    "threads",
+    "accuracy %",
+    "Δacc pt",
+    "top-1 agree %",
+    "max |Δ|",
+    "mean |Δ|",
+    "p99 |Δ|",
+    "NaN/inf",
+    "worst batch",
+    "verdict",
+)
 
 
 def parity_rows(result) -> list[list[str]]:
     ref = result.reference
-    rows = [["eager (reference)", "-", ref["device"], ref["provider"], str(ref["threads"]), f"{ref['accuracy']:.2f}",
-             "-", "-", "-", "-", "-", "-", "-", "reference"]]
+    rows = [
+        [
+            "eager (reference)",
+            "-",
+            ref["device"],
+            ref["provider"],
+            str(ref["threads"]),
+            f"{ref['accuracy']:.2f}",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "reference",
+        ]
+    ]
     for e in result.entries:
-        rows.append([e.runtime, e.details.get("export", "-"), e.device, str(e.details.get("provider", "")),
-                     str(e.details.get("threads", "")), f"{e.accuracy:.2f}", f"{e.acc_delta:+.2f}",
-                     f"{e.agreement:.2f}", f"{e.max_abs:.2e}", f"{e.mean_abs:.2e}", f"{e.p99_abs:.2e}",
-                     str(e.non_finite), str(e.worst_batch), "pass" if e.passed else "FAIL"])
+        rows.append(
+            [
+                e.runtime,
+                e.details.get("export", "-"),
+                e.device,
+                str(e.details.get("provider", "")),
+                str(e.details.get("threads", "")),
+                f"{e.accuracy:.2f}",
+                f"{e.acc_delta:+.2f}",
+                f"{e.agreement:.2f}",
+                f"{e.max_abs:.2e}",
+                f"{e.mean_abs:.2e}",
+                f"{e.p99_abs:.2e}",
+                str(e.non_finite),
+                str(e.worst_batch),
+                "pass" if e.passed else "FAIL",
+            ]
+        )
     return rows
 
 
 def parity_markdown(result) -> str:
     t = result.thresholds
-    head = (f"# Parity: {result.model} ({result.run_dir})\n\n"
-            f"{result.samples} {result.dataset} test images in batches of {result.batch_size}; reference: eager "
-            f"fp32 on CPU, TF32 off. Thresholds: max |Δlogit| ≤ {t.atol:g}, top-1 agreement ≥ "
-            f"{t.min_agreement:g} %, |Δacc| ≤ {t.max_acc_delta:g} pt. Verdict: "
-            f"**{'pass' if result else 'FAIL'}**\n\n")
+    head = (
+        f"# Parity: {result.model} ({result.run_dir})\n\n"
+        f"{result.samples} {result.dataset} test images in batches of {result.batch_size}; reference: eager "
+        f"fp32 on CPU, TF32 off. Thresholds: max |Δlogit| ≤ {t.atol:g}, top-1 agreement ≥ "
+        f"{t.min_agreement:g} %, |Δacc| ≤ {t.max_acc_delta:g} pt. Verdict: "
+        f"**{'pass' if result else 'FAIL'}**\n\n"
+    )
     body = markdown_table(PARITY_COLUMNS, parity_rows(result))
     tail = "".join(f"\n- {line}" for line in result.failures + result.notes)
     return head + body + (tail + "\n" if tail else "")
