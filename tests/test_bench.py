@@ -88,7 +88,11 @@ def test_bench_writes_reports(exported_run):
     assert ort["details"]["provider"] == "CPUExecutionProvider" and ort["details"]["inter_op_threads"] == 1
     names = [t["name"] for t in result["training"]]
     assert names == ["seed loop", "toolkit", "toolkit channels_last"]
-    assert result["training"][0]["speedup_vs_seed"] == 1.0
+    for t in result["training"]:  # each ratio is its own img/s over the seed loop's, from separate processes
+        assert t["speedup_vs_seed"] == pytest.approx(t["img_per_s"] / result["training"][0]["img_per_s"])
+        assert t["steps"] == 1 and len(t["step_ms"]) == 1
+    drift = result["matmul_peak_drift"]["cpu"]
+    assert drift["before"] > 0 and drift["after"] > 0 and result["matmul_peak_gflops"]["cpu"] >= drift["before"]
     assert set(result["training"][1]["phase_ms"]) == {"data", "forward", "backward", "optimizer"}
     md = (exported_run / "bench.md").read_text()
     assert "| onnxruntime | - | cpu | 4 |" in md and result["machine"]["cpu_model"] in md
@@ -115,3 +119,31 @@ def test_bench_needs_exports_or_a_model(tmp_path):
     assert_one_line_error(run("bench", bare), "has no exports", "toolkit export")
     assert_one_line_error(run("bench", "--model", "alexnet", "--out", tmp_path), "unknown model 'alexnet'")
     assert_one_line_error(run("bench", bare, "--model", "resnet20"), "not both")
+
+
+def test_bench_model_never_overwrites_a_trained_run(tmp_path):
+    trained = tiny_run(tmp_path, "resnet20", "bench-resnet20")  # a user's run that happens to have this name
+    before = (trained / "checkpoint.pt").read_bytes()
+    r = run("bench", "--model", "resnet20", "--out", tmp_path, "--no-train")
+    assert_one_line_error(r, "holds a checkpoint bench did not make", "will not overwrite")
+    assert (trained / "checkpoint.pt").read_bytes() == before
+
+
+def test_shares_above_the_peak_are_flagged_as_disturbed():
+    from toolkit.bench.report import bench_markdown
+    from toolkit.bench.run import _share_of_peak
+
+    inference = [{"runtime": "onnxruntime", "device": "cpu", "variant": "", "details": {},
+                  "results": [{"batch_size": 256, "img_per_s": 1000.0, "rounds": 5, "cv": 0.01,
+                               "first_run_ms": 1.0, "latency_ms": {"p50": 1, "p90": 1, "p99": 1}}]}]
+    # 1000 img/s x 100 MFLOP = 100 GFLOP/s against a peak measured (on a busy machine) at 74
+    disturbed = _share_of_peak(inference, [], {"cpu": 74.0}, 100_000_000)
+    assert disturbed == ["onnxruntime/cpu batch 256: 135 % of the measured peak"]
+    assert inference[0]["results"][0]["pct_of_peak"] == pytest.approx(135.1, abs=0.1)
+    result = {"model": "m", "run_dir": "r", "machine": {"cpu_model": "cpu", "logical_cpus": 2, "cpu_flags": {},
+              "gpu": None, "torch": "t"}, "threads": 2, "matmul_peak_gflops": {"cpu": 74.0},
+              "matmul_peak_drift": {"cpu": {"before": 74.0, "after": 180.0, "drift": 180 / 74 - 1}},
+              "forward_flops_per_image": 100_000_000, "harness_overhead_us": 1.0, "inference": inference,
+              "training": [], "disturbed": disturbed}
+    md = bench_markdown(result)
+    assert "**Disturbed:** onnxruntime/cpu batch 256" in md and "| 135 (disturbed) |" in md and "drift +143 %" in md

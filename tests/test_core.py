@@ -34,7 +34,7 @@ def test_a_claimed_run_folder_refuses_a_second_claim(tmp_path):
 def test_a_failed_start_leaves_no_empty_folder(tmp_path):
     with pytest.raises(ZeroDivisionError):
         with claim_run_dir(tmp_path / "new", resuming=False):
-            1 / 0
+            raise ZeroDivisionError("a failure after the claim")
     assert not (tmp_path / "new").exists()
 
 

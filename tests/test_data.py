@@ -79,11 +79,16 @@ def test_unpickler_refuses_code(fake_cifar):
 
 
 def test_missing_set_offline_says_what_to_do(tmp_path, monkeypatch):
-    def offline(name, root):
-        raise DataError("cifar10 is not in X and could not be downloaded (URLError: offline); copy ...")
+    """torchvision's own download fails as it does offline; our wrapper turns that into advice."""
+    import urllib.error
+    import urllib.request
 
-    monkeypatch.setattr(data_mod, "_download", offline)
-    with pytest.raises(DataError, match="could not be downloaded"):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(DataError, match=r"cifar10 is not in .* and could not be downloaded \(URLError: .*name "
+                                        r"resolution.*copy the official cifar-10-batches-py/ folder there"):
         load_dataset("cifar10", True, tmp_path)
     with pytest.raises(DataError, match="--data-dir"):
         load_dataset("cifar10", True, tmp_path, download=False)

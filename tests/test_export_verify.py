@@ -137,3 +137,88 @@ def test_onnx_from_another_model_is_refused(run_copy, tmp_path):
 def test_verify_needs_exports_when_a_runtime_is_named(tmp_path):
     bare = tiny_run(tmp_path, "resnet20")
     assert_one_line_error(run("verify", bare, "--runtime", "onnxruntime"), "has no model.onnx", "toolkit export")
+
+
+def _poison_onnx(path, value):
+    proto = onnx.load(str(path))
+    init = max(proto.graph.initializer, key=lambda t: len(t.raw_data) or len(t.float_data))
+    w = numpy_helper.to_array(init).copy()
+    w.flat[:] = value
+    init.CopyFrom(numpy_helper.from_array(w, init.name))
+    onnx.save(proto, str(path))
+
+
+def test_nan_logits_fail_verify_by_name(run_copy):
+    """max() over NaN differences used to return 0.0: a file answering NaN passed with max |diff| 0.0e+00."""
+    _poison_onnx(run_copy / "model.onnx", float("nan"))
+    r = run("verify", run_copy, "--runtime", "onnxruntime")
+    assert r.exit_code == 1
+    assert "onnxruntime/cpu: 10240 NaN/inf logits (first on batch 0)" in r.stderr
+    parity = json.loads((run_copy / "parity.json").read_text())
+    assert parity["entries"][0]["non_finite"] == 10240 and not parity["passed"]
+
+
+def test_export_refuses_a_checkpoint_whose_logits_are_nan(run_copy):
+    import torch
+
+    ckpt = torch.load(run_copy / "checkpoint.pt", weights_only=True)
+    name = next(k for k, v in ckpt["state_dict"].items() if v.is_floating_point() and v.dim() == 4)
+    ckpt["state_dict"][name].fill_(float("nan"))
+    torch.save(ckpt, run_copy / "checkpoint.pt")
+    before = (run_copy / "model.onnx").read_bytes()
+    assert_one_line_error(run("export", run_copy, "--format", "onnx"), "NaN/inf logits", "nothing was exported")
+    assert (run_copy / "model.onnx").read_bytes() == before
+    assert not list(run_copy.glob(".*.tmp"))
+
+
+def test_verify_with_nothing_to_compare_is_not_a_pass(tmp_path):
+    bare = tiny_run(tmp_path, "resnet20")
+    assert_one_line_error(run("verify", bare), "nothing to verify", "toolkit export", "no comparison is not a pass")
+    assert not (bare / "parity.json").exists()
+
+
+def test_manifest_records_the_opset_the_file_has(exported_run):
+    m = json.loads((exported_run / "manifest.json").read_text())["files"]["model.onnx"]
+    proto = onnx.load(str(exported_run / "model.onnx"))
+    real = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+    assert m["opset"] == real and m["opset_requested"] == 18
+
+
+def test_a_corrupt_manifest_is_reported_not_ignored(run_copy):
+    (run_copy / "manifest.json").write_text("{not json")
+    r = run("verify", run_copy)
+    assert r.exit_code == 0, r.output
+    assert "note: manifest.json is unreadable (JSONDecodeError); file hashes are not checked" in r.stdout
+    r = run("export", run_copy, "--format", "torchscript")
+    assert r.exit_code == 0 and "note: manifest.json was unreadable; it was written anew" in r.stdout
+    assert json.loads((run_copy / "manifest.json").read_text())["files"]["model.ts"]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--threads", "-1"], "--threads must be a positive integer, got -1"),
+    (["--threads", "0"], "--threads must be a positive integer, got 0"),
+    (["--atol", "-1"], "--atol must be a finite number >= 0"),
+    (["--min-agreement", "101"], "--min-agreement must be a percentage"),
+    (["--batch-size", "0"], "--batch-size must be a positive integer"),
+])
+def test_verify_bad_numbers(exported_run, args, fragment):
+    assert_one_line_error(run("verify", exported_run, *args), fragment)
+
+
+def test_verify_validates_in_the_library_too(exported_run):
+    import toolkit
+    from toolkit.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--batch-size must be a positive integer, got 0"):
+        toolkit.verify(exported_run, batch_size=0)
+    with pytest.raises(ConfigError, match="--atol"):
+        toolkit.Thresholds(atol=float("nan"))
+
+
+def test_unwritable_run_folder_fails_first_with_one_line(run_copy):
+    from tests.helpers import unwritable
+
+    with unwritable(run_copy):
+        assert_one_line_error(run("verify", run_copy), "cannot write to", str(run_copy))
+        assert_one_line_error(run("export", run_copy), "cannot write to", str(run_copy))
+        assert_one_line_error(run("bench", run_copy, "--no-train", "--rounds", "1"), "cannot write to")

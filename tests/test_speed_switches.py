@@ -34,10 +34,24 @@ def test_fp16_uses_a_grad_scaler_that_resumes(tmp_path):
 
 
 @pytest.mark.slow
-def test_compile_runs_or_says_why_not(tmp_path):
+def test_compile_really_compiles_or_says_why_not(tmp_path):
+    """Dynamo's own counters show whether a graph was compiled; a summary flag alone could lie."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    from toolkit.train.precision import compile_unavailable_reason
+
+    torch._dynamo.reset()
+    counters.clear()
     result = train(model="resnet20", compile=True, out=str(tmp_path), run_name="c", **{**SMALL, "limit_train": 32})
     s = result.summary
-    assert s["compiled"] or s["compile_skipped"], s
+    why = compile_unavailable_reason()
+    if why is None:
+        assert s["compiled"] is True and s["compile_skipped"] is None
+        assert counters["stats"]["unique_graphs"] >= 1, dict(counters["stats"])
+    else:
+        assert s["compiled"] is False and s["compile_skipped"] == why
+        assert counters["stats"]["unique_graphs"] == 0
     assert json.loads((tmp_path / "c" / "summary.json").read_text())["compiled"] == s["compiled"]
 
 
