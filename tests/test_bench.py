@@ -133,17 +133,40 @@ def test_shares_above_the_peak_are_flagged_as_disturbed():
     from toolkit.bench.report import bench_markdown
     from toolkit.bench.run import _share_of_peak
 
-    inference = [{"runtime": "onnxruntime", "device": "cpu", "variant": "", "details": {},
-                  "results": [{"batch_size": 256, "img_per_s": 1000.0, "rounds": 5, "cv": 0.01,
-                               "first_run_ms": 1.0, "latency_ms": {"p50": 1, "p90": 1, "p99": 1}}]}]
+    inference = [
+        {
+            "runtime": "onnxruntime",
+            "device": "cpu",
+            "variant": "",
+            "details": {},
+            "results": [
+                {
+                    "batch_size": 256,
+                    "img_per_s": 1000.0,
+                    "rounds": 5,
+                    "cv": 0.01,
+                    "first_run_ms": 1.0,
+                    "latency_ms": {"p50": 1, "p90": 1, "p99": 1},
+                }
+            ],
+        }
+    ]
     # 1000 img/s x 100 MFLOP = 100 GFLOP/s against a peak measured (on a busy machine) at 74
     disturbed = _share_of_peak(inference, [], {"cpu": 74.0}, 100_000_000)
     assert disturbed == ["onnxruntime/cpu batch 256: 135 % of the measured peak"]
     assert inference[0]["results"][0]["pct_of_peak"] == pytest.approx(135.1, abs=0.1)
-    result = {"model": "m", "run_dir": "r", "machine": {"cpu_model": "cpu", "logical_cpus": 2, "cpu_flags": {},
-              "gpu": None, "torch": "t"}, "threads": 2, "matmul_peak_gflops": {"cpu": 74.0},
-              "matmul_peak_drift": {"cpu": {"before": 74.0, "after": 180.0, "drift": 180 / 74 - 1}},
-              "forward_flops_per_image": 100_000_000, "harness_overhead_us": 1.0, "inference": inference,
-              "training": [], "disturbed": disturbed}
+    result = {
+        "model": "m",
+        "run_dir": "r",
+        "machine": {"cpu_model": "cpu", "logical_cpus": 2, "cpu_flags": {}, "gpu": None, "torch": "t"},
+        "threads": 2,
+        "matmul_peak_gflops": {"cpu": 74.0},
+        "matmul_peak_drift": {"cpu": {"before": 74.0, "after": 180.0, "drift": 180 / 74 - 1}},
+        "forward_flops_per_image": 100_000_000,
+        "harness_overhead_us": 1.0,
+        "inference": inference,
+        "training": [],
+        "disturbed": disturbed,
+    }
     md = bench_markdown(result)
     assert "**Disturbed:** onnxruntime/cpu batch 256" in md and "| 135 (disturbed) |" in md and "drift +143 %" in md

@@ -101,20 +101,26 @@ def test_bad_resume_files(tmp_path):
     assert_one_line_error(run("train", "--resume", truncated), "truncated, corrupt")
 
 
-@pytest.mark.parametrize("args, fragments", [
-    (["--lr", "inf"], ["--lr must be a positive finite number, got inf"]),
-    (["--lr", "nan"], ["--lr must be a positive finite number, got nan"]),
-    (["--momentum", "1.5"], ["--momentum must be in [0, 1)"]),
-    (["--label-smoothing", "-0.1"], ["--label-smoothing must be in [0, 1)"]),
-    (["--device", "cpu:x"], ["bad device 'cpu:x'"]),
-])
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--lr", "inf"], ["--lr must be a positive finite number, got inf"]),
+        (["--lr", "nan"], ["--lr must be a positive finite number, got nan"]),
+        (["--momentum", "1.5"], ["--momentum must be in [0, 1)"]),
+        (["--label-smoothing", "-0.1"], ["--label-smoothing must be in [0, 1)"]),
+        (["--device", "cpu:x"], ["bad device 'cpu:x'"]),
+    ],
+)
 def test_bad_numbers_and_devices(tmp_path, args, fragments):
     assert_one_line_error(run("train", *SMALL, "--out", tmp_path, "--run-name", "x", *args), *fragments)
     assert not (tmp_path / "x").exists()
 
 
 def test_resume_refuses_options_it_would_ignore(tmp_path):
-    assert run("train", "--model", "resnet20", "--epochs", "1", *SMALL, "--out", tmp_path, "--run-name", "a").exit_code == 0
+    assert (
+        run("train", "--model", "resnet20", "--epochs", "1", *SMALL, "--out", tmp_path, "--run-name", "a").exit_code
+        == 0
+    )
     r = run("train", "--resume", tmp_path / "a", "--lr", "0.5", "--batch-size", "7")
     assert_one_line_error(r, "cannot change --batch-size, --lr when resuming")
     # Repeating a value the run already has is not a change.
@@ -145,9 +151,29 @@ def test_a_full_disk_during_a_checkpoint_save_is_one_line(tmp_path):
     def limit():
         resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, resource.RLIM_INFINITY))  # resnet20 saves ~2.2 MB
 
-    done = subprocess.run([sys.executable, "-m", "toolkit", "train", "--model", "resnet20", "--epochs", "1",
-                           *SMALL, "--out", str(tmp_path), "--run-name", "full", "--progress", "none"],
-                          capture_output=True, text=True, preexec_fn=limit, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "toolkit",
+            "train",
+            "--model",
+            "resnet20",
+            "--epochs",
+            "1",
+            *SMALL,
+            "--out",
+            str(tmp_path),
+            "--run-name",
+            "full",
+            "--progress",
+            "none",
+        ],
+        capture_output=True,
+        text=True,
+        preexec_fn=limit,
+        timeout=300,
+    )
     assert done.returncode == 1, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr

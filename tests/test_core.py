@@ -45,9 +45,30 @@ def test_default_run_names_are_unique():
 
 def test_two_runs_started_together_into_one_folder(tmp_path):
     """Both used to report success while overwriting each other; now exactly one trains, the other says why."""
-    args = [sys.executable, "-m", "toolkit", "train", "--model", "resnet20", "--dataset", "synthetic",
-            "--limit-train", "256", "--limit-test", "64", "--batch-size", "32", "--epochs", "2",
-            "--out", str(tmp_path), "--run-name", "same", "--progress", "none"]
+    args = [
+        sys.executable,
+        "-m",
+        "toolkit",
+        "train",
+        "--model",
+        "resnet20",
+        "--dataset",
+        "synthetic",
+        "--limit-train",
+        "256",
+        "--limit-test",
+        "64",
+        "--batch-size",
+        "32",
+        "--epochs",
+        "2",
+        "--out",
+        str(tmp_path),
+        "--run-name",
+        "same",
+        "--progress",
+        "none",
+    ]
     procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     codes = sorted(p.returncode for p in procs)
@@ -95,12 +116,15 @@ def test_file_size_limit_during_a_write(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("name, fragment", [
-    ("cpu:x", "only cuda takes an index"),
-    ("cpu:0", "only cuda takes an index"),
-    ("cuda:x", "only cuda takes an index, as cuda:0"),
-    ("tpu", "unknown device 'tpu'"),
-])
+@pytest.mark.parametrize(
+    "name, fragment",
+    [
+        ("cpu:x", "only cuda takes an index"),
+        ("cpu:0", "only cuda takes an index"),
+        ("cuda:x", "only cuda takes an index, as cuda:0"),
+        ("tpu", "unknown device 'tpu'"),
+    ],
+)
 def test_bad_device_strings(name, fragment):
     with pytest.raises(DeviceError, match=fragment):
         pick_device(name)

@@ -87,8 +87,11 @@ def test_missing_set_offline_says_what_to_do(tmp_path, monkeypatch):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
-    with pytest.raises(DataError, match=r"cifar10 is not in .* and could not be downloaded \(URLError: .*name "
-                                        r"resolution.*copy the official cifar-10-batches-py/ folder there"):
+    with pytest.raises(
+        DataError,
+        match=r"cifar10 is not in .* and could not be downloaded \(URLError: .*name "
+        r"resolution.*copy the official cifar-10-batches-py/ folder there",
+    ):
         load_dataset("cifar10", True, tmp_path)
     with pytest.raises(DataError, match="--data-dir"):
         load_dataset("cifar10", True, tmp_path, download=False)

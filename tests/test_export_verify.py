@@ -194,13 +194,16 @@ def test_a_corrupt_manifest_is_reported_not_ignored(run_copy):
     assert json.loads((run_copy / "manifest.json").read_text())["files"]["model.ts"]
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--threads", "-1"], "--threads must be a positive integer, got -1"),
-    (["--threads", "0"], "--threads must be a positive integer, got 0"),
-    (["--atol", "-1"], "--atol must be a finite number >= 0"),
-    (["--min-agreement", "101"], "--min-agreement must be a percentage"),
-    (["--batch-size", "0"], "--batch-size must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--threads", "-1"], "--threads must be a positive integer, got -1"),
+        (["--threads", "0"], "--threads must be a positive integer, got 0"),
+        (["--atol", "-1"], "--atol must be a finite number >= 0"),
+        (["--min-agreement", "101"], "--min-agreement must be a percentage"),
+        (["--batch-size", "0"], "--batch-size must be a positive integer"),
+    ],
+)
 def test_verify_bad_numbers(exported_run, args, fragment):
     assert_one_line_error(run("verify", exported_run, *args), fragment)
 

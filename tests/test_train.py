@@ -102,6 +102,7 @@ def _press(signum, at):
     def hook(epoch, i):
         if (epoch, i) == at:
             os.kill(os.getpid(), signum)
+
     return hook
 
 
