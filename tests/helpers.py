@@ -7,9 +7,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 
 from toolkit.train import train
 
+# Cases that need a machine without CUDA (on a GPU machine, "--device cuda" is a valid choice).
+NO_CUDA_ONLY = pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
 TINY = dict(dataset="synthetic", limit_train=32, limit_test=64, batch_size=32, eval_batch_size=64, epochs=1)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tests.helpers import tiny_run
+from tests.helpers import NO_CUDA_ONLY, tiny_run
 from tests.test_cli_train import assert_one_line_error
 from toolkit.bench.timing import Timing, forward_flops, harness_overhead_s, percentile, time_call
 from toolkit.cli import app
@@ -72,6 +72,8 @@ def test_bench_writes_reports(exported_run):
         "1",
         "--threads",
         "1",
+        "--device",
+        "cpu",
     )
     assert r.exit_code == 0, r.output
     result = json.loads((exported_run / "bench.json").read_text())
@@ -105,7 +107,8 @@ def test_bench_writes_reports(exported_run):
         (["--batch-sizes", "0,32"], "--batch-sizes takes comma-separated positive integers"),
         (["--batch-sizes", "a"], "--batch-sizes takes comma-separated positive integers"),
         (["--runtime", "tvm"], "unknown runtime 'tvm'"),
-        (["--device", "cuda"], "device 'cuda' is not available"),
+        pytest.param(["--device", "cuda"], "device 'cuda' is not available", marks=NO_CUDA_ONLY),
+        (["--device", "mps"], "device 'mps' is not available here (found: cpu"),
         (["--device", "npu"], "unknown device 'npu'"),
         (["--rounds", "0"], "--rounds must be a positive integer"),
     ],

@@ -5,6 +5,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from tests.helpers import NO_CUDA_ONLY
 from toolkit.cli import app
 
 runner = CliRunner()
@@ -47,7 +48,8 @@ def test_models_lists_registry():
         (["--model", "vgg"], ["unknown model 'vgg'", "choose one of: tutorial-cnn"]),
         (["--epochs", "0"], ["--epochs must be a positive integer, got 0"]),
         (["--batch-size", "-4"], ["--batch-size must be a positive integer"]),
-        (["--device", "cuda"], ["device 'cuda' is not available", "--device cpu"]),
+        pytest.param(["--device", "cuda"], ["device 'cuda' is not available", "--device cpu"], marks=NO_CUDA_ONLY),
+        (["--device", "cuda:7"], ["device 'cuda:7' is not available"]),
         (["--device", "tpu"], ["unknown device 'tpu'"]),
         (["--optimizer", "lion"], ["unknown optimizer 'lion'"]),
         (["--dataset", "mnist"], ["unknown dataset 'mnist'"]),

@@ -54,7 +54,7 @@ def test_export_writes_checked_files_and_manifest(exported_run):
 
 
 def test_verify_passes_and_writes_reports(run_copy):
-    r = run("verify", run_copy)
+    r = run("verify", run_copy, "--device", "cpu")
     assert r.exit_code == 0, r.output
     parity = json.loads((run_copy / "parity.json").read_text())
     assert parity["passed"] and parity["samples"] == 1024 and parity["reference"]["tf32"] is False
@@ -123,7 +123,7 @@ def test_bad_files_and_runs(run_copy, tmp_path):
     assert_one_line_error(run("verify", run_copy), "model.ts: not a loadable TorchScript file")
     assert_one_line_error(run("verify", tmp_path), "has no checkpoint.pt")
     assert_one_line_error(run("export", tmp_path), "does not exist")
-    assert_one_line_error(run("verify", run_copy, "--device", "cuda"), "device 'cuda' is not available")
+    assert_one_line_error(run("verify", run_copy, "--device", "mps"), "device 'mps' is not available")
     assert_one_line_error(run("verify", run_copy, "--runtime", "tensorrt"), "unknown runtime 'tensorrt'")
 
 
