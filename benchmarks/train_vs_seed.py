@@ -1,55 +1,110 @@
-"""Tracks: training img/s of `toolkit train`'s own step against the seed tutorial's loop, same data, one run.
+"""Tracks: training img/s of `toolkit train` against the seed tutorial's loop, same data, one run.
 
-    python benchmarks/train_vs_seed.py --data-dir data --steps 30 --rounds 3
+    python benchmarks/train_vs_seed.py --data-dir data --steps 30 --rounds 3 --with-command
 
 Each measurement runs in a fresh process (toolkit.bench.isolate, which reports a dead child within
-seconds), alternating seed/toolkit, so neither inherits the other's allocator or thread state. Ours is
-the TrainStep that `toolkit train` calls (toolkit.bench.train_step.toolkit_loop). Prints a table, the
-ratio with its spread over rounds, and the CPU; `--json` writes everything with the machine facts.
+seconds), alternating, so none inherits another's allocator or thread state:
+- seed: the tutorial's loop (PIL + ToTensor DataLoader, default Adam), timed per step after a warm-up;
+- toolkit: the TrainStep that `toolkit train` calls, in its own set-up (toolkit.bench.train_step), same timing;
+- command (--with-command): the `toolkit train` command itself, one epoch over the same --images, img/s as
+  its summary.json reports it (warm-up steps included, evaluation excluded).
+Prints a table, each ratio to the seed loop with its spread over rounds, and the CPU; `--json` keeps all.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 from toolkit.bench.cases import training_worker
 from toolkit.bench.isolate import run_isolated
-from toolkit.core.errors import ToolkitError
+from toolkit.core.errors import ToolkitError, first_line
 from toolkit.core.machine import machine_info
+
+KINDS = ("seed", "toolkit", "command")
+
+
+def run_command(args: dict) -> dict:
+    """One epoch of the real `toolkit train` over the same images, in its own process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [
+            sys.executable,
+            "-m",
+            "toolkit",
+            "train",
+            "--model",
+            args["model"],
+            "--dataset",
+            args["dataset"],
+            "--limit-train",
+            str(args["images"]),
+            "--limit-test",
+            "1000",
+            "--epochs",
+            "1",
+            "--batch-size",
+            str(args["batch_size"]),
+            "--device",
+            args["device"],
+            "--out",
+            tmp,
+            "--run-name",
+            "r",
+            "--progress",
+            "none",
+            "--no-download",
+        ]
+        if args["data_dir"]:
+            cmd += ["--data-dir", args["data_dir"]]
+        env = {**os.environ, "OMP_NUM_THREADS": str(args["threads"])}
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
+        if done.returncode != 0:
+            raise ToolkitError(f"toolkit train failed: {first_line(RuntimeError(done.stderr))}")
+        summary = json.loads((Path(tmp) / "r" / "summary.json").read_text())
+    return {"img_per_s": summary["img_per_s"], "cv": 0.0, "threads": summary["threads"]}
 
 
 def run(args: dict) -> dict:
-    results: dict[str, list[dict]] = {"seed": [], "toolkit": []}
     base = {
-        "model": args["model"],
-        "batch_size": args["batch_size"],
-        "steps": args["steps"],
-        "warmup": args["warmup"],
-        "threads": args["threads"],
-        "dataset": args["dataset"],
-        "data_dir": args["data_dir"],
-        "images": args["images"],
-        "device": args["device"],
-        "amp": args["amp"],
-        "channels_last": args["channels_last"],
+        k: args[k]
+        for k in (
+            "model",
+            "batch_size",
+            "steps",
+            "warmup",
+            "threads",
+            "dataset",
+            "data_dir",
+            "images",
+            "device",
+            "amp",
+            "channels_last",
+        )
     }
+    kinds = KINDS if args["with_command"] else KINDS[:2]
+    results: dict[str, list[dict]] = {k: [] for k in kinds}
     for _ in range(args["rounds"]):
-        for kind in ("seed", "toolkit"):
-            spec = {**base, "loop": kind}
-            results[kind].append(run_isolated(training_worker, spec, label=f"{kind} loop"))
-    ratios = [t["img_per_s"] / s["img_per_s"] for s, t in zip(results["seed"], results["toolkit"], strict=True)]
-    return {
-        "args": args,
-        "machine": machine_info(),
-        "results": results,
-        "seed_img_per_s": statistics.median(r["img_per_s"] for r in results["seed"]),
-        "toolkit_img_per_s": statistics.median(r["img_per_s"] for r in results["toolkit"]),
-        "ratio": statistics.median(ratios),
-        "ratios": ratios,
-    }
+        for kind in kinds:
+            if kind == "command":
+                results[kind].append(run_command(args))
+            else:
+                spec = {**base, "loop": kind}
+                results[kind].append(run_isolated(training_worker, spec, label=f"{kind} loop"))
+    out = {"args": args, "machine": machine_info(), "results": results}
+    for kind in kinds:
+        out[f"{kind}_img_per_s"] = statistics.median(r["img_per_s"] for r in results[kind])
+        if kind != "seed":  # ratio of each round's pair, so the spread shows the machine's noise
+            out[f"{kind}_ratios"] = [
+                t["img_per_s"] / s["img_per_s"] for s, t in zip(results["seed"], results[kind], strict=True)
+            ]
+    out["ratio"] = statistics.median(out["toolkit_ratios"])
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--amp", default="off")
     ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--with-command", action="store_true", help="also time the `toolkit train` command")
     ap.add_argument("--json", default=None, help="write the full result here")
     args = vars(ap.parse_args(argv))
     try:
@@ -79,11 +135,16 @@ def main(argv: list[str] | None = None) -> int:
         f"torch {m['torch']}"
     )
     print(f"{'loop':<10}{'img/s (median of rounds)':>26}   per-round img/s (cv of step times)")
-    for kind in ("seed", "toolkit"):
-        rounds = ", ".join(f"{r['img_per_s']:.1f} ({100 * r['cv']:.0f}%)" for r in out["results"][kind])
-        print(f"{kind:<10}{out[kind + '_img_per_s']:>26.1f}   {rounds}")
-    spread = f"{min(out['ratios']):.2f}-{max(out['ratios']):.2f}"
-    print(f"ratio toolkit / seed: {out['ratio']:.2f}x (median of {len(out['ratios'])} rounds, range {spread})")
+    for kind, rounds in out["results"].items():
+        cells = ", ".join(f"{r['img_per_s']:.1f} ({100 * r['cv']:.0f}%)" for r in rounds)
+        print(f"{kind:<10}{out[kind + '_img_per_s']:>26.1f}   {cells}")
+    for kind in out["results"]:
+        if kind != "seed":
+            r = out[f"{kind}_ratios"]
+            print(
+                f"ratio {kind} / seed: {statistics.median(r):.2f}x (median of {len(r)} rounds, "
+                f"range {min(r):.2f}-{max(r):.2f})"
+            )
     if args["json"]:
         with open(args["json"], "w") as f:
             json.dump(out, f, indent=2)

@@ -181,3 +181,41 @@ def test_a_full_disk_during_a_checkpoint_save_is_one_line(tmp_path):
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert "cannot write checkpoint" in lines[0] and "disk full or a file-size limit" in lines[0], lines[0]
     assert not list((tmp_path / "full").glob(".*.tmp"))
+
+
+def test_help_does_not_import_torch():
+    """The package loads stages lazily: `toolkit --help` must not pay for torch, onnx or onnxruntime."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from typer.testing import CliRunner; from toolkit.cli import app; "
+        "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0 and 'verify' in r.output; "
+        "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_one_import_api(tmp_path):
+    """toolkit.train/export/verify are stage packages and callable as their verbs, in any import order."""
+    import toolkit
+    import toolkit.train.loop  # importing the package first must not hide the verb  # noqa: F401
+
+    result = toolkit.train(
+        model="resnet20",
+        dataset="synthetic",
+        limit_train=32,
+        limit_test=64,
+        batch_size=32,
+        epochs=1,
+        out=str(tmp_path),
+        run_name="api",
+    )
+    assert toolkit.export(result.run_dir, ("onnx",)).files["onnx"].is_file()
+    parity = toolkit.verify(result.run_dir, devices=["cpu"])
+    assert parity and (result.run_dir / "parity.json").is_file()
+    assert isinstance(toolkit.TrainConfig(), toolkit.train.TrainConfig)
+    with pytest.raises(AttributeError):
+        toolkit.no_such_thing  # noqa: B018

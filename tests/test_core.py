@@ -19,6 +19,7 @@ from toolkit.train.config import TrainConfig
 def test_first_line_of_an_empty_message_names_the_type():
     assert first_line(ValueError("")) == "ValueError"
     assert first_line(RuntimeError("\n\n  second line\nthird")) == "second line"
+    assert first_line(RuntimeError("step \x1b[96m3/3\x1b[0m failed")) == "step 3/3 failed"
 
 
 def test_a_claimed_run_folder_refuses_a_second_claim(tmp_path):

@@ -3,6 +3,8 @@
 Anything else that escapes is a bug and keeps its traceback.
 """
 
+import re
+
 
 class ToolkitError(Exception):
     """An expected failure caused by input or environment; the message says what to do."""
@@ -42,9 +44,12 @@ class Interrupted(ToolkitError):
         self.exit_code = 128 + signum
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # colour codes some exporters put in their messages
+
+
 def first_line(exc: BaseException, limit: int = 200) -> str:
     """The first non-empty line of an exception's message, or its type name when the message is empty."""
-    for line in str(exc).splitlines():
+    for line in _ANSI.sub("", str(exc)).splitlines():
         if line.strip():
             return line.strip()[:limit]
     return type(exc).__name__

@@ -6,6 +6,7 @@ formats.py are all there is of it.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,23 @@ def write(
     if ts_mode not in MODES:
         raise ConfigError(f"unknown TorchScript mode {ts_mode!r}; choose trace or script")
     model = model.eval()
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), _strict_fp32_convolutions():
         warnings.simplefilter("ignore")  # the deprecation notice says nothing the module docstring does not
         module = torch.jit.trace(model, example) if ts_mode == "trace" else torch.jit.script(model)
         torch.jit.save(torch.jit.freeze(module), str(path))
-    return {"mode": ts_mode, "frozen": True}
+    return {"mode": ts_mode, "frozen": True, "cudnn_tf32": False}
+
+
+@contextlib.contextmanager
+def _strict_fp32_convolutions():
+    """Trace with cuDNN's TF32 switch off: tracing bakes the switch into every aten::_convolution call.
+
+    Traced with the default (on), model.ts ran its convolutions in TF32 on any GPU whatever the loading
+    process set, and missed eager fp32 by 6.9e-3 on an H200 (toolkit verify caught it).
+    """
+    before = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = before
