@@ -18,6 +18,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts show defaults as [recipe], [auto]: plain text, not markup
     help="Train CIFAR CNNs, export them to TorchScript/ONNX, verify runtimes agree, benchmark them.",
 )
 
