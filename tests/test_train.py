@@ -74,24 +74,31 @@ def test_ctrl_c_writes_resumable_checkpoint(tmp_path):
     assert ca["metrics"][-1]["train_loss"] == pytest.approx(cb["metrics"][-1]["train_loss"], rel=1e-9)
 
 
-def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
-    cfg = dict(model="resnet20", out=str(tmp_path), run_name="nan", **SMALL)
-    train(epochs=1, **cfg)
-    before, _ = _weights(tmp_path / "nan")
-    models = []
+@pytest.fixture
+def models(monkeypatch):
+    """The models that train() builds, as it builds them, so a step hook can break their weights."""
+    built = []
     original = loop.prepare
 
     def prepare_and_grab(*args, **kwargs):
         t = original(*args, **kwargs)
-        models.append(t.model)
+        built.append(t.model)
         return t
+
+    monkeypatch.setattr(loop, "prepare", prepare_and_grab)
+    return built
+
+
+def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, models):
+    cfg = dict(model="resnet20", out=str(tmp_path), run_name="nan", **SMALL)
+    train(epochs=1, **cfg)
+    before, _ = _weights(tmp_path / "nan")
 
     def poison(epoch, i):  # a weight turns NaN mid-run, as after an overflow
         if epoch == 1:
             with torch.no_grad():
-                next(models[0].parameters()).fill_(float("nan"))
+                next(models[-1].parameters()).fill_(float("nan"))
 
-    monkeypatch.setattr(loop, "prepare", prepare_and_grab)
     with pytest.raises(TrainingDiverged, match="NaN/inf in epoch 2.*last good checkpoint is kept"):
         train(resume=tmp_path / "nan", epochs=2, step_hook=poison)
     after, ckpt = _weights(tmp_path / "nan")
@@ -141,28 +148,16 @@ def test_the_resume_command_is_shell_quoted(tmp_path):
     assert str(err.value).endswith(f"--resume '{tmp_path}/my runs/a b'")
 
 
-def test_weights_that_overflow_on_the_last_update_are_caught(tmp_path):
+def test_weights_that_overflow_on_the_last_update_are_caught(tmp_path, models):
     """The loss is checked before each update, so only a look at the weights sees the last one go bad."""
-    models = []
-    original = loop.prepare
-
-    def grab(*args, **kwargs):
-        t = original(*args, **kwargs)
-        models.append(t.model)
-        return t
 
     def poison_last(epoch, i):
         if i == 2:
             with torch.no_grad():
-                next(models[0].parameters()).fill_(float("inf"))
+                next(models[-1].parameters()).fill_(float("inf"))
 
-    loop_prepare = loop.prepare
-    loop.prepare = grab
-    try:
-        with pytest.raises(TrainingDiverged, match="NaN/inf in epoch 1 by step 3 .*no checkpoint was written"):
-            train(model="resnet20", out=str(tmp_path), run_name="w", epochs=1, step_hook=poison_last, **SMALL)
-    finally:
-        loop.prepare = loop_prepare
+    with pytest.raises(TrainingDiverged, match="NaN/inf in epoch 1 by step 3 .*no checkpoint was written"):
+        train(model="resnet20", out=str(tmp_path), run_name="w", epochs=1, step_hook=poison_last, **SMALL)
     assert not (tmp_path / "w").exists()  # nothing was written, so no empty folder is left either
 
 

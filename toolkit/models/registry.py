@@ -67,6 +67,10 @@ def _resnet18(num_classes: int) -> nn.Module:
     return resnet18_cifar(num_classes)
 
 
+# Section 4.2: SGD 0.1, batch 128, 64k iterations (164 epochs), /10 at 32k and 48k, decay 1e-4, crop + flip.
+_HE2016_RECIPE = Recipe(
+    lr=0.1, batch_size=128, epochs=164, weight_decay=1e-4, schedule="multistep", augment=True, normalize=True
+)
 _HE2016 = "He et al. 2016, Deep Residual Learning for Image Recognition, Table 6 (arXiv:1512.03385)"
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -86,15 +90,7 @@ REGISTRY: dict[str, ModelSpec] = {
             "CIFAR ResNet-20, option A shortcuts, 0.27 M params",
             91.25,
             _HE2016,
-            Recipe(
-                lr=0.1,
-                batch_size=128,
-                epochs=164,
-                weight_decay=1e-4,
-                schedule="multistep",
-                augment=True,
-                normalize=True,
-            ),
+            _HE2016_RECIPE,
         ),
         ModelSpec(
             "resnet56",
@@ -102,15 +98,7 @@ REGISTRY: dict[str, ModelSpec] = {
             "CIFAR ResNet-56, option A shortcuts, 0.86 M params",
             93.03,
             _HE2016,
-            Recipe(
-                lr=0.1,
-                batch_size=128,
-                epochs=164,
-                weight_decay=1e-4,
-                schedule="multistep",
-                augment=True,
-                normalize=True,
-            ),
+            _HE2016_RECIPE,
         ),
         ModelSpec(
             "fast-cnn",
