@@ -156,7 +156,9 @@ def test_weights_that_overflow_on_the_last_update_are_caught(tmp_path, models):
             with torch.no_grad():
                 next(models[-1].parameters()).fill_(float("inf"))
 
-    with pytest.raises(TrainingDiverged, match="NaN/inf in epoch 1 by step 3 .*no checkpoint was written"):
+    with pytest.raises(
+        TrainingDiverged, match=r"NaN/inf in epoch 1 by step 3 \(lr 0.01 at that step\).*no checkpoint was written"
+    ):
         train(model="resnet20", out=str(tmp_path), run_name="w", epochs=1, step_hook=poison_last, **SMALL)
     assert not (tmp_path / "w").exists()  # nothing was written, so no empty folder is left either
 
