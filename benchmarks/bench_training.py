@@ -1,8 +1,9 @@
 """Tracks: one training step (batch 64) of the tutorial CNN, the seed tutorial's loop vs `toolkit train`'s.
 
 Same synthetic images for both; the seed loop goes through PIL + ToTensor in a DataLoader with the
-default Adam, ours through the tensor-resident loader and fused Adam. A round is one full step, data
-included, with the device synchronized before it returns; img/s goes into extra_info.
+default Adam; ours is the TrainStep `toolkit train` calls (toolkit/train/step.py), in the set-up it runs
+(tensor-resident loader, fused Adam). A round is one full step, data included, with the device synchronized
+before it returns; img/s goes into extra_info.
 """
 
 import pytest
