@@ -24,7 +24,7 @@ _LAZY = {
     "export": "toolkit.export",
     "verify": "toolkit.verify",
     "TrainConfig": "toolkit.train.config:TrainConfig",
-    "evaluate": "toolkit.train.loop:evaluate",
+    "evaluate": "toolkit.train.evaluation:evaluate",
     "Thresholds": "toolkit.verify.parity:Thresholds",
     "BenchConfig": "toolkit.bench.run:BenchConfig",
     "run_bench": "toolkit.bench.run:run_bench",

@@ -31,20 +31,33 @@ def draw_crop_flip(n: int, padding: int, g: torch.Generator) -> torch.Tensor:
     return torch.cat([shifts, flips], dim=1)
 
 
-def random_crop_flip(x: torch.Tensor, padding: int, params: torch.Tensor) -> torch.Tensor:
-    """Batch-wise RandomCrop(size, padding) with zero padding, then RandomHorizontalFlip, on x's device."""
+def random_crop_flip(x: torch.Tensor, padding: int, params: torch.Tensor, pad_mode: str = "zeros") -> torch.Tensor:
+    """Batch-wise RandomCrop(size, padding) then RandomHorizontalFlip, on x's device (any dtype).
+
+    pad_mode "zeros" fills the border with 0 (torchvision's RandomCrop); "reflect" mirrors the image at its
+    edge without repeating it (F.pad's reflect), computed as source indices so uint8 images need no copy.
+    """
     b, c, h, w = x.shape
     dev = x.device
     params = params.to(dev)
     if padding > 0:
-        padded = F.pad(x, (padding, padding, padding, padding))
-        rows = (params[:, 0:1] + torch.arange(h, device=dev))[:, None, :, None]
-        cols = (params[:, 1:2] + torch.arange(w, device=dev))[:, None, None, :]
+        rows = params[:, 0:1] + torch.arange(h, device=dev) - padding  # source rows, may fall outside
+        cols = params[:, 1:2] + torch.arange(w, device=dev) - padding
         batch = torch.arange(b, device=dev)[:, None, None, None]
         chan = torch.arange(c, device=dev)[None, :, None, None]
-        x = padded[batch, chan, rows, cols]
+        if pad_mode == "reflect":
+            rows, cols = _reflect(rows, h), _reflect(cols, w)
+            x = x[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]
+        else:
+            padded = F.pad(x, (padding, padding, padding, padding))
+            x = padded[batch, chan, (rows + padding)[:, None, :, None], (cols + padding)[:, None, None, :]]
     flip = params[:, 2].bool()[:, None, None, None]
     return torch.where(flip, x.flip(3), x)
+
+
+def _reflect(i: torch.Tensor, size: int) -> torch.Tensor:
+    i = torch.where(i < 0, -i, i)
+    return torch.where(i > size - 1, 2 * (size - 1) - i, i)
 
 
 class TensorLoader:
@@ -55,7 +68,8 @@ class TensorLoader:
     """
 
     def __init__(self, data: ImageSet, batch_size: int, *, device: torch.device | str = "cpu",
-                 shuffle: bool = False, augment: bool = False, crop_padding: int = 4,
+                 shuffle: bool = False, augment: bool = False, crop_padding: int = 4, crop_pad_mode: str = "zeros",
+                 flip: str = "random",
                  mean: tuple[float, ...] = (0.0, 0.0, 0.0), std: tuple[float, ...] = (1.0, 1.0, 1.0),
                  seed: int = 0, drop_last: bool = False, channels_last: bool = False,
                  rank: int = 0, world_size: int = 1):
@@ -66,6 +80,9 @@ class TensorLoader:
         self.labels = data.labels.to(self.device)
         self.batch_size = batch_size
         self.shuffle, self.augment, self.crop_padding = shuffle, augment, crop_padding
+        self.crop_pad_mode = crop_pad_mode
+        # "alternate" (airbench): every image gets one random orientation, then all flip every other epoch.
+        self.base_flips = (torch.rand(len(data), generator=_generator(seed, 7919)) < 0.5) if flip == "alternate" else None
         self.seed, self.drop_last, self.channels_last = seed, drop_last, channels_last
         self.rank, self.world_size = rank, world_size
         self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1)
@@ -87,21 +104,21 @@ class TensorLoader:
     def epoch(self, epoch: int = 0, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Batches of `epoch`, starting at batch index `start_batch` (for resuming mid-epoch)."""
         n = self.num_samples
-        if self.shuffle:
-            order = torch.randperm(n, generator=_generator(self.seed, epoch)).to(self.device)
-        else:
-            order = torch.arange(n, device=self.device)
+        order_cpu = torch.randperm(n, generator=_generator(self.seed, epoch)) if self.shuffle else torch.arange(n)
+        order = order_cpu.to(self.device)
         local = self.batch_size // self.world_size
         for i in range(start_batch, len(self)):
-            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            batch = slice(i * self.batch_size, (i + 1) * self.batch_size)
             mine = slice(self.rank * local, (self.rank + 1) * local) if self.world_size > 1 else slice(None)
-            idx = idx[mine]
+            idx = order[batch][mine]
             x = self.images[idx]
             if self.augment:
                 # Drawn for the whole global batch, then sliced: every rank count gives the same crops.
                 params = draw_crop_flip(min(self.batch_size, n - i * self.batch_size), self.crop_padding,
                                         _generator(self.seed, epoch, i))
-                x = random_crop_flip(x, self.crop_padding, params[mine])
+                if self.base_flips is not None:
+                    params[:, 2] = (self.base_flips[order_cpu[batch]] ^ bool(epoch % 2)).long()
+                x = random_crop_flip(x, self.crop_padding, params[mine], self.crop_pad_mode)
             yield self.to_float(x), self.labels[idx]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

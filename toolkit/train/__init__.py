@@ -5,7 +5,8 @@
 
 from toolkit.core.callable_module import make_callable
 from toolkit.train.config import TrainConfig
-from toolkit.train.loop import TrainResult, TrainState, evaluate, prepare, train
+from toolkit.train.evaluation import evaluate
+from toolkit.train.loop import TrainResult, TrainState, prepare, train
 
 __all__ = ["TrainConfig", "TrainResult", "TrainState", "evaluate", "prepare", "train"]
 

@@ -60,6 +60,7 @@ def make_payload(
     grad_scaler: dict | None = None,
     world_size: int = 1,
     origin: str = "train",
+    lookahead: dict | None = None,
 ) -> dict:
     """Everything a checkpoint holds besides the format marker; `cfg` is a resolved TrainConfig.
 
@@ -81,6 +82,7 @@ def make_payload(
         "progress": progress,
         "optimizer": optimizer or {},
         "grad_scaler": grad_scaler,
+        "lookahead": lookahead,  # the slow weights, where the recipe uses lookahead
         "metrics": progress["metrics"],
         "classes": list(classes),
         "input": {

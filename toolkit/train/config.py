@@ -10,10 +10,13 @@ from typing import Any
 
 from toolkit.core.errors import ConfigError
 from toolkit.data import DATASETS
-from toolkit.models import get_spec
+from toolkit.models import Recipe, get_spec
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "multistep", "cosine", "onecycle")
+SCHEDULES = ("constant", "multistep", "cosine", "onecycle", "warmup-linear")
+PAD_MODES = ("zeros", "reflect")
+FLIPS = ("random", "alternate")
+TTA_POLICIES = ("none", "mirror", "mirror-translate")
 AMP_MODES = ("off", "bf16", "fp16")
 
 
@@ -24,7 +27,7 @@ class TrainConfig:
     data_dir: str | None = None  # None: $TOOLKIT_DATA or ./data
     download: bool = True  # try torchvision's download when the set is missing
     # Recipe fields: None means "the registry's value for this model".
-    epochs: int | None = None
+    epochs: float | None = None  # a fraction (9.9) ends the last epoch early
     batch_size: int | None = None  # global: images per optimizer step over all ranks
     lr: float | None = None
     optimizer: str | None = None
@@ -35,6 +38,19 @@ class TrainConfig:
     label_smoothing: float | None = None
     augment: bool | None = None
     normalize: bool | None = None
+    drop_last: bool | None = None
+    crop_padding: int | None = None
+    crop_pad_mode: str | None = None
+    flip: str | None = None
+    warmup_fraction: float | None = None
+    lr_start_factor: float | None = None
+    lr_end_factor: float | None = None
+    lr_scales: tuple[tuple[str, float], ...] | None = None
+    freeze_after: tuple[tuple[str, float], ...] | None = None
+    lookahead_every: int | None = None
+    lookahead_decay: float | None = None
+    data_init_images: int | None = None
+    tta: str | None = None
     # Run
     device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda[:N] | mps
     limit_train: int | None = None  # first N training images only
@@ -101,5 +117,14 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """From a checkpoint's train_config; recipe fields it predates get the neutral Recipe() defaults."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        values = {k: _tuples(v) for k, v in d.items() if k in known}
+        neutral = asdict(Recipe())
+        values.update({k: neutral[k] for k in neutral if values.get(k) is None})
+        return cls(**values)
+
+
+def _tuples(value: Any) -> Any:
+    """JSON and checkpoints give lists back; the frozen config holds tuples (hashable, comparable)."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value

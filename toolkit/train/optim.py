@@ -15,21 +15,35 @@ from torch import nn
 from toolkit.train.config import TrainConfig
 
 
+def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
+    """Trainable parameters grouped by the recipe's lr_scales: (name fragment, lr factor) pairs.
+
+    A group's lr is the scheduled lr times its factor and its weight decay is the recipe's divided by the
+    factor, so lr x decay (the shrink per step) stays the same in every group. Without lr_scales there is
+    one group of every trainable parameter, in model order.
+    """
+    factors: dict[float, list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        factor = next((f for fragment, f in cfg.lr_scales or () if fragment in name), 1.0)
+        factors.setdefault(factor, []).append(p)
+    return [
+        {"params": ps, "lr": cfg.lr * f, "lr_factor": f, "weight_decay": cfg.weight_decay / f}
+        for f, ps in factors.items()
+    ]
+
+
 def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> tuple[torch.optim.Optimizer, bool]:
     """The optimizer and whether it is fused (fused kernels exist for cpu/cuda/mps in torch >= 2.4)."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    groups = param_groups(model, cfg)
     if cfg.optimizer == "sgd":
         make = lambda **kw: torch.optim.SGD(
-            params,
-            lr=cfg.lr,
-            momentum=cfg.momentum,
-            nesterov=cfg.nesterov,  # noqa: E731
-            weight_decay=cfg.weight_decay,
-            **kw,
+            groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay, **kw
         )
     else:
         cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-        make = lambda **kw: cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **kw)  # noqa: E731
+        make = lambda **kw: cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, **kw)
     if cfg.optimizer == "sgd" and cfg.amp == "fp16":
         # Fused SGD advances its momentum on the overflow steps GradScaler must skip, and the weights
         # explode a step later (seen here on CPU, torch 2.14; LibreYOLO/libreyolo#771 on CUDA).
@@ -51,9 +65,14 @@ def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
     if cfg.schedule == "onecycle":  # linear warm-up over the first 20 %, then linear decay to zero
         warm = 0.2
         return cfg.lr * ((step + 1) / (warm * total_steps) if frac < warm else (1 - frac) / (1 - warm))
+    if cfg.schedule == "warmup-linear":  # airbench94: factor start -> 1 over the warm-up, then 1 -> end
+        warm = int(total_steps * cfg.warmup_fraction)
+        if step < warm:
+            return cfg.lr * (cfg.lr_start_factor + (1 - cfg.lr_start_factor) * step / warm)
+        return cfg.lr * (1 + (cfg.lr_end_factor - 1) * (step - warm) / max(total_steps - warm, 1))
     return cfg.lr
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_factor", 1.0)

@@ -1,8 +1,8 @@
 """One training step, the function `toolkit train`, `toolkit bench` and benchmarks/ all call.
 
 A step sets the learning rate for its index, runs forward and loss under the run's precision, adds the loss
-and correct count to running sums on the device, checks the sums for NaN/inf, then runs backward and the
-optimizer. The check reads a device value, so on a GPU it runs every 50 steps rather than every step (each
+and correct count to running sums on the device, checks the sums for NaN/inf, then runs backward, the
+optimizer and, where the recipe has one, the lookahead update. The check reads a device value, so on a GPU it runs every 50 steps rather than every step (each
 read waits for the queued work); on a CPU it costs nothing and runs every step, before the update, so a NaN
 loss never reaches the weights. Benchmarks pass `mark` to time the phases apart; training passes nothing.
 """
@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from toolkit.train.lookahead import Lookahead
 from toolkit.train.optim import set_lr
 from toolkit.train.precision import Precision
 
@@ -60,9 +61,10 @@ class TrainStep:
         precision: Precision,
         schedule: Callable[[int], float],
         label_smoothing: float = 0.0,
+        lookahead: Lookahead | None = None,
     ):
         self.model, self.optimizer, self.precision = model, optimizer, precision
-        self.schedule, self.label_smoothing = schedule, label_smoothing
+        self.schedule, self.label_smoothing, self.lookahead = schedule, label_smoothing, lookahead
         self.check_every = 1 if precision.device.type == "cpu" else 50
 
     def __call__(
@@ -84,6 +86,8 @@ class TrainStep:
         if mark is not None:
             mark("backward")
         self.precision.optimizer_step(self.optimizer)
+        if self.lookahead is not None:
+            self.lookahead.after_step(step + 1)
         if mark is not None:
             mark("optimizer")
         return lr
