@@ -24,6 +24,7 @@ _LAZY = {
     "export": "toolkit.export",
     "verify": "toolkit.verify",
     "TrainConfig": "toolkit.train.config:TrainConfig",
+    "reproduce": "toolkit.train.reproduce:reproduce",
     "evaluate": "toolkit.train.evaluation:evaluate",
     "Thresholds": "toolkit.verify.parity:Thresholds",
     "BenchConfig": "toolkit.bench.run:BenchConfig",

@@ -117,6 +117,68 @@ def train(
 
 
 @app.command()
+def reproduce(
+    model: Annotated[str, typer.Argument(help="Registry model with a published figure (see `toolkit models`).")],
+    seeds: Annotated[int, Opt(help="Seeds 0..N-1, each a full run.")] = 3,
+    epochs: Annotated[Optional[float], Opt(help="Epochs [recipe]; fewer for a quick check.")] = None,
+    device: Annotated[Optional[str], Opt(help="auto | cpu | cuda[:N] | mps [auto].")] = None,
+    dataset: Annotated[Optional[str], Opt(help="cifar10 | cifar100 | synthetic [cifar10].")] = None,
+    data_dir: Annotated[Optional[str], Opt(help="Folder holding cifar-10-batches-py/.")] = None,
+    limit_train: Annotated[Optional[int], Opt(help="Use the first N training images.")] = None,
+    limit_test: Annotated[Optional[int], Opt(help="Use the first N test images.")] = None,
+    amp: Annotated[Optional[str], Opt(help="off | bf16 | fp16 [off].")] = None,
+    channels_last: Annotated[Optional[bool], Opt("--channels-last/--no-channels-last", help="NHWC [no].")] = None,
+    compile: Annotated[Optional[bool], Opt("--compile/--no-compile", help="torch.compile [no].")] = None,
+    out: Annotated[str, Opt(help="Runs go to OUT/reproduce-MODEL/seed-K/.")] = "artifacts",
+    progress: Annotated[str, Opt(help="plain | none: per-epoch lines of every seed.")] = "plain",
+):
+    """Run MODEL's recipe with several seeds; mean, spread and a 95 % t interval against its published figure.
+
+    Writes reproduce.json, reproduce.md and reproduce.png beside the seed folders. Running it again skips
+    finished seeds and resumes an interrupted one.
+    """
+    from toolkit.train.progress import PlainReporter, Reporter
+    from toolkit.train.reproduce import reproduce as run_reproduce
+
+    given = dict(
+        epochs=epochs,
+        device=device,
+        dataset=dataset,
+        data_dir=data_dir,
+        limit_train=limit_train,
+        limit_test=limit_test,
+        amp=amp,
+        channels_last=channels_last,
+        compile=compile,
+    )
+    with user_errors():
+        if progress not in ("plain", "none"):
+            raise ToolkitError(f"unknown --progress {progress!r}; choose plain or none")
+        rep = PlainReporter() if progress == "plain" else Reporter()
+        result = run_reproduce(
+            model,
+            seeds,
+            out=out,
+            reporter=rep,
+            progress=typer.echo,
+            **{k: v for k, v in given.items() if v is not None},
+        )
+    st = result["stats"]
+    spread = "" if st["std"] is None else f" ± {st['std']:.2f}, 95 % CI [{st['ci95'][0]:.2f}, {st['ci95'][1]:.2f}]"
+    what = "TTA accuracy" if result["compared"].endswith("tta") else "accuracy"
+    ref = (
+        "no published figure"
+        if result["reference_accuracy"] is None
+        else f"reference {result['reference_accuracy']:.2f} %: {result['verdict']}"
+    )
+    typer.echo(f"{model}: {result['seeds']} seed(s), test {what} {st['mean']:.2f} %{spread}; {ref}")
+    note = (result.get("data_provenance") or {}).get("note")
+    if note:
+        typer.echo(f"data: {note}")
+    typer.echo("wrote " + ", ".join(result["files"]))
+
+
+@app.command()
 def models():
     """List the registry: parameters, reference accuracy and recipe of each model."""
     from rich.console import Console

@@ -192,3 +192,33 @@ def read_cifar(folder: str | os.PathLike, name: str = "cifar10", train: bool = T
     labels = np.concatenate([p[1] for p in parts])
     images = torch.from_numpy(data).view(-1, 3, 32, 32)  # rows are R, G, B planes, each 32x32 row-major
     return ImageSet(name, images, torch.from_numpy(labels), tuple(str(c) for c in classes))
+
+
+def provenance(name: str, data_dir: str | os.PathLike | None) -> dict:
+    """Which copy of the data a run used: the official files (torchvision's md5 sums) or another copy.
+
+    The copy built from ../shared/data/cifar10 keeps the labels and batches.meta exact but most pixels went
+    through JPEG, so its accuracies run a little below published ones; the caller says so beside a figure.
+    """
+    if name == "synthetic":
+        return {"dataset": name, "official": False, "note": "synthetic data (no published figure applies)"}
+    import hashlib
+
+    import torchvision.datasets as tvd
+
+    folder = find_or_download(name, data_dir, download=False)
+    cls = tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100
+    mismatched = []
+    for filename, md5 in cls.train_list + cls.test_list:
+        try:
+            digest = hashlib.md5((folder / filename).read_bytes()).hexdigest()
+        except OSError:
+            digest = None
+        if digest != md5:
+            mismatched.append(filename)
+    official = not mismatched
+    note = ("the official files (md5 sums as torchvision publishes them)" if official else
+            f"not the official files ({len(mismatched)} of {len(cls.train_list) + len(cls.test_list)} differ "
+            f"from the published md5 sums); a copy rebuilt from JPEG, such as ../shared's, scores a little "
+            f"below published figures")
+    return {"dataset": name, "folder": str(folder), "official": official, "mismatched": mismatched, "note": note}

@@ -27,7 +27,7 @@ from toolkit.core.device import pick_device, synchronize
 from toolkit.core.errors import ConfigError, Interrupted, TrainingDiverged
 from toolkit.core.files import write_json, write_text
 from toolkit.core.runs import CHECKPOINT, METRICS, SUMMARY, claim_run_dir
-from toolkit.data import ImageSet, TensorLoader, load_dataset, normalization, num_classes
+from toolkit.data import ImageSet, TensorLoader, load_dataset, normalization, num_classes, provenance
 from toolkit.models import create_model, get_spec
 from toolkit.train import distributed
 from toolkit.train.checkpoint import load_checkpoint, make_payload, save_checkpoint, versions
@@ -89,6 +89,7 @@ class Training:
     std: tuple[float, ...]
     state: TrainState
     lookahead: Lookahead | None = None
+    data_provenance: dict | None = None  # which copy of the data set (official files or not)
 
     @property
     def total_steps(self) -> int:
@@ -119,10 +120,12 @@ def prepare(
             f"--batch-size {cfg.batch_size} must be divisible by the {dist.world_size} "
             f"processes (it is the global batch)"
         )
+    data_provenance = None
     if train_set is None:
         train_set = load_dataset(
             cfg.dataset, True, cfg.data_dir, limit=cfg.limit_train, download=cfg.download, seed=cfg.seed
         )
+        data_provenance = provenance(cfg.dataset, cfg.data_dir)
     if test_set is None:
         test_set = load_dataset(
             cfg.dataset, False, cfg.data_dir, limit=cfg.limit_test, download=cfg.download, seed=cfg.seed
@@ -186,6 +189,7 @@ def prepare(
         std,
         state,
         lookahead,
+        data_provenance,
     )
 
 
@@ -303,6 +307,7 @@ def summarize(t: Training, run_dir: Path) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "fused_optimizer": t.fused,
         **t.precision.describe(),
+        "data_provenance": t.data_provenance,
         "train_config": cfg.to_dict(),
         "run_dir": str(run_dir),
         "versions": versions(),
