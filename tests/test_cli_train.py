@@ -46,7 +46,7 @@ def test_models_lists_registry():
     "args, fragments",
     [
         (["--model", "vgg"], ["unknown model 'vgg'", "choose one of: tutorial-cnn"]),
-        (["--epochs", "0"], ["--epochs must be a positive integer, got 0"]),
+        (["--epochs", "0"], ["--epochs must be a positive number, got 0"]),
         (["--batch-size", "-4"], ["--batch-size must be a positive integer"]),
         pytest.param(["--device", "cuda"], ["device 'cuda' is not available", "--device cpu"], marks=NO_CUDA_ONLY),
         (["--device", "cuda:7"], ["device 'cuda:7' is not available"]),

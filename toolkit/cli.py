@@ -39,7 +39,7 @@ Opt = typer.Option
 @app.command()
 def train(
     model: Annotated[Optional[str], Opt(help="Registry model (see `toolkit models`) [tutorial-cnn].")] = None,
-    epochs: Annotated[Optional[int], Opt(help="Epochs [recipe].")] = None,
+    epochs: Annotated[Optional[float], Opt(help="Epochs [recipe]; a fraction ends the last one early.")] = None,
     batch_size: Annotated[Optional[int], Opt(help="Global batch size [recipe].")] = None,
     lr: Annotated[Optional[float], Opt(help="Peak learning rate [recipe].")] = None,
     optimizer: Annotated[Optional[str], Opt(help="adam | adamw | sgd [recipe].")] = None,

@@ -79,7 +79,6 @@ class TrainConfig:
 
     def validate(self) -> None:
         positive = {
-            "epochs": self.epochs,
             "batch_size": self.batch_size,
             "eval_batch_size": self.eval_batch_size,
             "limit_train": self.limit_train,
@@ -88,6 +87,8 @@ class TrainConfig:
         for name, value in positive.items():
             if value is not None and value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+        if self.epochs is not None and not 0 < self.epochs < math.inf:
+            raise ConfigError(f"--epochs must be a positive number, got {self.epochs}")
         if self.stop_at_accuracy is not None and not 0 < self.stop_at_accuracy <= 100:
             raise ConfigError(f"target accuracy must be in (0, 100] percent, got {self.stop_at_accuracy}")
         # Each bound also rejects NaN (every comparison with NaN is false) and, where it matters, infinity.
@@ -105,6 +106,9 @@ class TrainConfig:
             "optimizer": (self.optimizer, OPTIMIZERS),
             "schedule": (self.schedule, SCHEDULES),
             "amp": (self.amp, AMP_MODES),
+            "crop_pad_mode": (self.crop_pad_mode, PAD_MODES),
+            "flip": (self.flip, FLIPS),
+            "tta": (self.tta, TTA_POLICIES),
         }
         for name, (value, allowed) in choices.items():
             if value is not None and value not in allowed:
