@@ -174,3 +174,23 @@ def test_other_models_train_as_before():
         for (loss, acc), (exp_loss, exp_acc) in zip(got, expected, strict=True):
             assert loss == pytest.approx(exp_loss, rel=1e-3) and acc == exp_acc
     assert math.isclose(get_spec("resnet20").recipe.epochs, 164)
+
+
+@pytest.mark.parametrize(
+    "field, value, fragment",
+    [
+        ("tta", "five-crop", "unknown tta 'five-crop'"),
+        ("flip", "sometimes", "unknown flip 'sometimes'"),
+        ("crop_pad_mode", "edge", "unknown crop_pad_mode 'edge'"),
+        ("epochs", 0.0, "--epochs must be a positive number"),
+        ("freeze_after", (("no.such.param", 3.0),), "freeze_after names 'no.such.param'"),
+    ],
+)
+def test_bad_recipe_values_are_one_line(tmp_path, field, value, fragment):
+    from toolkit.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=fragment):
+        train(
+            **{"model": "fast-cnn", **SYNTH, "limit_train": 64, "batch_size": 64, "epochs": 1, field: value},
+            out=str(tmp_path),
+        )
