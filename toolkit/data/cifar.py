@@ -219,6 +219,6 @@ def provenance(name: str, data_dir: str | os.PathLike | None) -> dict:
     official = not mismatched
     note = ("the official files (md5 sums as torchvision publishes them)" if official else
             f"not the official files ({len(mismatched)} of {len(cls.train_list) + len(cls.test_list)} differ "
-            f"from the published md5 sums); a copy rebuilt from JPEG, such as ../shared's, scores a little "
-            f"below published figures")
+            f"from the published md5 sums); a copy rebuilt from JPEG, such as ../shared's, scores below "
+            f"published figures (benchmarks/jpeg_cost.py measures by how much)")
     return {"dataset": name, "folder": str(folder), "official": official, "mismatched": mismatched, "note": note}

@@ -20,6 +20,7 @@ from typing import Any
 from toolkit.core.errors import ConfigError, RunFolderError
 from toolkit.core.runs import CHECKPOINT, SUMMARY
 from toolkit.core.stats import describe
+from toolkit.data import provenance
 from toolkit.models import get_spec
 from toolkit.train.checkpoint import load_checkpoint
 from toolkit.train.config import TrainConfig
@@ -53,6 +54,7 @@ def reproduce(
         cfg = replace(base, seed=k, out=str(folder), run_name=f"seed-{k}")
         runs.append(_run_seed(cfg, folder / f"seed-{k}", reporter, progress, step_hook))
     result = summarize_seeds(model, runs, spec.reference_accuracy, spec.source)
+    result["data_provenance"] = provenance(base.dataset, base.data_dir)  # checked now, for every seed's files
     result.update(folder=str(folder), config={k: v for k, v in base.to_dict().items() if k not in ("seed", "run_name")})
     if write:
         from toolkit.train.reproduce_report import write_reproduce
