@@ -126,7 +126,6 @@ def summarize_seeds(model: str, summaries: list[dict], reference: float | None, 
         "reference_source": source,
         "delta": delta,
         "verdict": verdict,
-        "data_provenance": summaries[0].get("data_provenance"),
     }
 
 
