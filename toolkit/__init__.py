@@ -6,6 +6,7 @@ Every CLI command is one call here:
     run = toolkit.train(model="resnet20", epochs=2, data_dir="data")   # -> TrainResult
     toolkit.export(run.run_dir)                                        # -> ExportResult
     result = toolkit.verify(run.run_dir)                               # -> ParityResult, truthy on pass
+    toolkit.predict(["cat.png"], run_dir=run.run_dir)                  # -> PredictResult
     report = toolkit.run_bench(run.run_dir)                            # -> dict (bench.json)
 
 Stages load on first use (PEP 562), so `import toolkit` and `toolkit --help` stay light. The stage
@@ -23,6 +24,7 @@ _LAZY = {
     "train": "toolkit.train",
     "export": "toolkit.export",
     "verify": "toolkit.verify",
+    "predict": "toolkit.predict",
     "TrainConfig": "toolkit.train.config:TrainConfig",
     "reproduce": "toolkit.train.reproduce:reproduce",
     "evaluate": "toolkit.train.evaluation:evaluate",

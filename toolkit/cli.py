@@ -201,28 +201,57 @@ def export(
     source: Annotated[
         Optional[str], typer.Argument(help="Run folder or checkpoint [newest trained run in artifacts/].")
     ] = None,
-    format: Annotated[str, Opt(help="torchscript | onnx | all.")] = "all",
+    format: Annotated[
+        str,
+        Opt(
+            help="Comma-separated: torchscript, onnx, onnx-int8, onnx-int8-dynamic, onnx-fp16; "
+            "fp32 (torchscript,onnx) or all."
+        ),
+    ] = "fp32",
     exporter: Annotated[str, Opt(help="ONNX exporter: dynamo | torchscript (torch.onnx.export dynamo=).")] = "dynamo",
-    opset: Annotated[int, Opt(help="ONNX opset.")] = 18,
+    opset: Annotated[int, Opt(help="ONNX opset (20 writes GELU as one node, which OpenCV needs).")] = 20,
     ts_mode: Annotated[str, Opt(help="TorchScript: trace | script.")] = "trace",
+    calibration_images: Annotated[int, Opt(help="onnx-int8: training images to calibrate on.")] = 1024,
+    int8_preset: Annotated[
+        str, Opt(help="onnx-int8: auto (from the CPU) | u8s8-rr | s8s8 | u8s8 (activations x weights).")
+    ] = "auto",
+    calibration: Annotated[str, Opt(help="onnx-int8: minmax | percentile | entropy.")] = "minmax",
+    data_dir: Annotated[Optional[str], Opt(help="onnx-int8: data folder [the run's].")] = None,
 ):
-    """Export a run to model.ts / model.onnx; each file is re-loaded and checked against eager first."""
+    """Export a run (model.ts, model.onnx, INT8/fp16 ONNX); each file is re-loaded and checked against eager first."""
     from toolkit.core.runs import latest_run
-    from toolkit.export import EXPORT_FORMATS
+    from toolkit.export import DEFAULT_FORMATS, EXPORT_FORMATS
     from toolkit.export import export as run_export
 
     with user_errors():
         if source is None:
             source = str(latest_run())
             typer.echo(f"using the newest trained run: {source}")
-        formats = EXPORT_FORMATS if format == "all" else (format,)
-        result = run_export(source, formats, exporter=exporter, opset=opset, ts_mode=ts_mode)
+        named = {"fp32": DEFAULT_FORMATS, "all": EXPORT_FORMATS}
+        formats = tuple(
+            f for part in format.split(",") if part.strip() for f in named.get(part.strip(), (part.strip(),))
+        )
+        result = run_export(
+            source,
+            formats,
+            exporter=exporter,
+            opset=opset,
+            ts_mode=ts_mode,
+            calibration_images=calibration_images,
+            int8_preset=int8_preset,
+            calibration=calibration,
+            data_dir=data_dir,
+        )
     for fmt, path in result.files.items():
         c = result.checks[fmt]
+        if "atol" in c:
+            check = f"match eager, max |diff| {c['max_abs_diff']:.1e}"
+        else:
+            check = f"run, top-1 agreement {c['top1_agreement']:.1f}% on random images (verify gates it)"
+        preset = f", {c['int8_preset']}: {c['int8_preset_reason']}" if "int8_preset" in c else ""
         typer.echo(
             f"{fmt}: {path}  (re-loaded in {c['checked_with']}; batches "
-            f"{'/'.join(map(str, c['batch_sizes']))} match eager, max |diff| {c['max_abs_diff']:.1e}, "
-            f"{c['seconds']:.1f} s)"
+            f"{'/'.join(map(str, c['batch_sizes']))} {check}, {c['seconds']:.1f} s{preset})"
         )
     for note in result.notes:
         typer.echo(f"note: {note}")
@@ -232,17 +261,20 @@ def export(
 @app.command()
 def verify(
     run_dir: Annotated[Optional[str], typer.Argument(help="Run folder [newest trained run in artifacts/].")] = None,
-    runtime: Annotated[Optional[list[str]], Opt(help="Runtimes to check [every exported one].")] = None,
+    runtime: Annotated[Optional[list[str]], Opt(help="Runtimes to check [every installed one].")] = None,
     device: Annotated[Optional[list[str]], Opt(help="Devices [every available one].")] = None,
+    format: Annotated[Optional[list[str]], Opt(help="Files to check, by format [every exported one].")] = None,
     limit: Annotated[Optional[int], Opt(help="Use the first N test images [all].")] = None,
     data_dir: Annotated[Optional[str], Opt(help="Data folder [the run's, else $TOOLKIT_DATA or ./data].")] = None,
-    atol: Annotated[float, Opt(help="Max |logit difference|.")] = 1e-4,
-    min_agreement: Annotated[float, Opt(help="Min top-1 agreement, percent.")] = 99.9,
-    max_acc_delta: Annotated[float, Opt(help="Max accuracy difference, points.")] = 0.1,
+    atol: Annotated[float, Opt(help="fp32 files: max |logit difference|.")] = 1e-4,
+    fp32_min_agreement: Annotated[float, Opt(help="fp32 files: min top-1 agreement, percent.")] = 99.9,
+    fp32_max_acc_delta: Annotated[float, Opt(help="fp32 files: max accuracy difference, points.")] = 0.1,
+    max_acc_drop: Annotated[float, Opt(help="INT8/fp16 files: max accuracy drop, points.")] = 0.5,
+    min_agreement: Annotated[float, Opt(help="INT8/fp16 files: min top-1 agreement with fp32, percent.")] = 97.0,
     batch_size: Annotated[int, Opt(help="Images per batch.")] = 500,
     threads: Annotated[Optional[int], Opt(help="CPU threads for every runtime [all cores].")] = None,
 ):
-    """Compare every exported runtime x device with eager fp32 CPU on the test set; exit 1 on disagreement."""
+    """Check every exported file x runtime x device against eager fp32 CPU on the test set; exit 1 on a failure."""
     from rich.console import Console
     from rich.table import Table
 
@@ -259,9 +291,10 @@ def verify(
             run_dir,
             runtimes=runtime,
             devices=device,
+            formats=format,
             limit=limit,
             data_dir=data_dir,
-            thresholds=Thresholds(atol, min_agreement, max_acc_delta),
+            thresholds=Thresholds(atol, fp32_min_agreement, fp32_max_acc_delta, max_acc_drop, min_agreement),
             batch_size=batch_size,
             threads=threads,
         )
@@ -275,6 +308,39 @@ def verify(
     if not result:
         for line in result.failures:
             typer.echo(line, err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def predict(
+    images: Annotated[list[str], typer.Argument(help="Image files or folders of them (PNG, JPEG, ...).")],
+    run: Annotated[Optional[str], Opt(help="Run folder with exports [newest trained run in artifacts/].")] = None,
+    runtime: Annotated[str, Opt(help="eager | torchscript | onnxruntime | openvino | opencv.")] = "onnxruntime",
+    format: Annotated[
+        Optional[str], Opt(help="File to load, by format, e.g. onnx-int8 [the runtime's fp32 file].")
+    ] = None,
+    top_k: Annotated[int, Opt(help="Classes to show per image.")] = 3,
+    json_lines: Annotated[bool, Opt("--json", help="One JSON object per image on stdout.")] = False,
+    threads: Annotated[Optional[int], Opt(help="CPU threads [all cores].")] = None,
+):
+    """Classify images with an exported model; exit 1 if any file could not be classified."""
+    from toolkit.core.runs import latest_run
+    from toolkit.predict import predict as run_predict
+    from toolkit.predict import to_json_lines
+
+    with user_errors():
+        if run is None:
+            run = str(latest_run())
+            typer.echo(f"using the newest trained run: {run}", err=True)
+        result = run_predict(images, run_dir=run, runtime=runtime, format=format, top_k=top_k, threads=threads)
+    if json_lines:
+        sys.stdout.write(to_json_lines(result))
+    else:
+        for p in result.predictions:
+            typer.echo(f"{p.file}: " + ", ".join(f"{c} {100 * pr:.1f}%" for c, pr in p.top))
+    for line in result.failures:
+        typer.echo(f"error: {line}", err=True)
+    if not result:
         raise typer.Exit(1)
 
 
@@ -368,8 +434,11 @@ def bench(
         for row in training_rows(result):
             table.add_row(*row)
         console.print(table)
+    for note in result["notes"]:
+        typer.echo(f"note: {note}")
     for line in result["disturbed"]:
         typer.echo(f"warning: disturbed measurement, {line}: the peak was measured on a busy machine", err=True)
+    typer.echo(result["recommendation"]["text"])
     typer.echo("wrote " + ", ".join(result["files"]))
 
 

@@ -1,6 +1,6 @@
 """The work each isolated benchmark process does: an inference case, a training case, the matmul peak.
 
-These functions run in the child (see isolate.py); each opens what it times exactly as the shipped
+These functions run in the child (see core/isolate.py); each opens what it times exactly as the shipped
 commands do: runtimes through the format registry, training through the step `toolkit train` runs.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from toolkit.bench.isolate import report_errors
 from toolkit.bench.timing import matmul_peak_gflops, time_call
+from toolkit.core.isolate import report_errors
 
 
 def inference_case(spec: dict) -> dict:
@@ -27,6 +27,9 @@ def inference_case(spec: dict) -> dict:
         results.append(timing.stats())
     return {
         "runtime": spec["runtime"],
+        "format": spec.get("format", "checkpoint"),
+        "precision": spec.get("precision", "fp32"),
+        "label": spec.get("label", f"{spec['runtime']}/{spec['device']}"),
         "device": spec["device"],
         "variant": spec.get("variant", ""),
         "details": rt.describe(),
@@ -58,7 +61,7 @@ def peak_case(spec: dict) -> dict:
 
 
 def inference_worker(spec: dict, queue) -> None:
-    report_errors(queue, f"{spec['runtime']}/{spec['device']}", lambda: inference_case(spec))
+    report_errors(queue, spec.get("label", f"{spec['runtime']}/{spec['device']}"), lambda: inference_case(spec))
 
 
 def training_worker(spec: dict, queue) -> None:

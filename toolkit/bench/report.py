@@ -10,6 +10,7 @@ from toolkit.core.markdown import markdown_table
 
 INFER_COLUMNS = (
     "runtime",
+    "file",
     "variant",
     "device",
     "batch",
@@ -51,6 +52,7 @@ def inference_rows(result) -> list[list[str]]:
             rows.append(
                 [
                     case["runtime"],
+                    f"{case.get('format', 'checkpoint')} ({case.get('precision', 'fp32')})",
                     case["variant"] or "-",
                     case["device"],
                     str(r["batch_size"]),
@@ -114,6 +116,8 @@ def bench_markdown(result) -> str:
         )
         + "\n## Inference\n\n"
         + markdown_table(INFER_COLUMNS, inference_rows(result))
+        + "".join(f"\n- {note}" for note in result.get("notes", []))
+        + (f"\n\n**{result['recommendation']['text']}**\n" if result.get("recommendation") else "\n")
     )
     if result["training"]:
         text += (
@@ -137,7 +141,7 @@ def bench_png(result, path: str | os.PathLike) -> None:
         by_batch = {r["batch_size"]: r for r in c["results"]}
         xs = [j + i * width for j, b in enumerate(batches) if b in by_batch]
         ys = [by_batch[b]["img_per_s"] for b in batches if b in by_batch]
-        label = f"{c['runtime']}{' ' + c['variant'] if c['variant'] else ''}/{c['device']}"
+        label = c.get("label", f"{c['runtime']}/{c['device']}") + (f" {c['variant']}" if c["variant"] else "")
         ax.bar(xs, ys, width, label=label)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(batches))], [f"batch {b}" for b in batches])
     ax.set_ylabel("images / s (higher is better)")

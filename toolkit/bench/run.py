@@ -1,4 +1,4 @@
-"""`toolkit bench`: plan the cases, time each in its own process (isolate.py), collect one report.
+"""`toolkit bench`: plan the cases, time each in its own process (core/isolate.py), collect one report.
 
 `run_bench(run_dir)` benchmarks a trained run's exports; `run_bench(model="resnet20")` first writes a
 freshly initialised checkpoint of that model to artifacts/bench-<model>/ and exports it. The result is a
@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.bench.cases import inference_worker, peak_worker, training_worker
-from toolkit.bench.isolate import run_isolated
 from toolkit.bench.timing import DEFAULT_BATCHES, forward_flops, harness_overhead_s
 from toolkit.core.device import available_devices
 from toolkit.core.errors import ConfigError, DeviceError, RunFolderError
+from toolkit.core.isolate import run_isolated
 from toolkit.core.machine import machine_info
 from toolkit.core.runs import CHECKPOINT, ensure_writable, is_trained_run, latest_run
 from toolkit.export import export
-from toolkit.export.formats import RUNTIMES, format_of, runtime_class
+from toolkit.export.formats import FORMATS, TARGETS, check_runtime, primary_format, runtime_class, target_label
 from toolkit.models import get_spec
 from toolkit.runtimes.onnxruntime import OPT_LEVELS
 from toolkit.train.checkpoint import load_checkpoint, write_untrained
@@ -59,7 +59,7 @@ class BenchConfig:
         if self.warmup < 0 or self.budget_s <= 0:
             raise ConfigError("--warmup must be >= 0 and --budget positive")
         for r in self.runtimes or ():
-            runtime_class(r)  # raises for an unknown name
+            check_runtime(r)
         present = available_devices()
         for d in self.devices or ():
             if d not in ("cpu", "cuda", "mps"):
@@ -86,7 +86,7 @@ def _resolve_run(run_dir, model, out, progress) -> Path:
         run = Path(run_dir)
     if not (run / CHECKPOINT).is_file():
         raise ConfigError(f"{run} has no {CHECKPOINT}; pass a run folder, or --model NAME for a fresh model")
-    if not any((run / format_of(r).filename).is_file() for r in RUNTIMES if r != "eager"):
+    if not any((run / f.filename).is_file() for f in FORMATS.values() if f.writer):
         raise ConfigError(f"{run} has no exports; run `toolkit export {run}` first")
     return run
 
@@ -102,22 +102,31 @@ def _refuse_foreign(run: Path) -> None:
         )
 
 
-def _inference_specs(run: Path, cfg: BenchConfig, threads: int) -> list[dict]:
+def _inference_specs(run: Path, cfg: BenchConfig, threads: int, notes: list[str]) -> list[dict]:
     devices = cfg.devices or tuple(available_devices())
     specs = []
-    for name in cfg.runtimes or RUNTIMES:
+    for fmt_name, name in TARGETS:
+        fmt = FORMATS[fmt_name]
+        if cfg.runtimes and name not in cfg.runtimes:
+            continue
         cls = runtime_class(name)
-        path = run / format_of(name).filename
+        path = run / fmt.filename
         if not path.is_file():
-            if cfg.runtimes:
+            if cfg.runtimes and fmt is primary_format(name):
                 raise ConfigError(f"{run} has no {path.name}; run `toolkit export {run}` first")
             continue
         for d in devices:
             if cls.unavailable_reason(d) is not None:
                 continue
+            if (name, d) in fmt.not_timed:
+                notes.append(f"{target_label(fmt_name, name, d)}: {fmt.not_timed[(name, d)]}")
+                continue
             variants: list[tuple[str, dict]] = [("", {})]
-            if cfg.variants and name == "onnxruntime":
+            if cfg.variants and name == "onnxruntime" and fmt_name == "onnx":
                 variants += [(f"opt={lvl}", {"opt_level": lvl}) for lvl in OPT_LEVELS if lvl != "all"]
+            if cfg.variants and name == "openvino" and fmt_name == "onnx":
+                # THROUGHPUT splits the cores into streams; one call at a time shows what that costs.
+                variants += [("hint=throughput", {"hint": "throughput"}), ("bf16", {"precision": "bf16"})]
             if cfg.variants and name == "eager":
                 # bf16 is timed on every CPU: where it lacks AMX/AVX-512-bf16 the table shows what it costs.
                 variants += [("channels_last", {"channels_last": True}), ("bf16", {"amp": "bf16"})]
@@ -125,6 +134,9 @@ def _inference_specs(run: Path, cfg: BenchConfig, threads: int) -> list[dict]:
                 specs.append(
                     {
                         "runtime": name,
+                        "format": fmt_name,
+                        "precision": fmt.precision,
+                        "label": target_label(fmt_name, name, d),
                         "device": d,
                         "path": str(path),
                         "threads": threads,
@@ -188,9 +200,9 @@ def run_bench(
     # The peak is measured before and after the cases: a busy machine shows up as drift between the two.
     peak_before = run_isolated(peak_worker, {"threads": threads, "devices": devices}, label="matmul peak")
     flops = forward_flops(name, ckpt["model"]["num_classes"])
-    inference = []
-    for spec in _inference_specs(run, config, threads):
-        label = f"{spec['runtime']}{' ' + spec['variant'] if spec['variant'] else ''}/{spec['device']}"
+    inference, notes = [], []
+    for spec in _inference_specs(run, config, threads, notes):
+        label = spec["label"] + (f" {spec['variant']}" if spec["variant"] else "")
         res = run_isolated(inference_worker, spec, label=label)
         inference.append(res)
         progress(f"  {label}: best {max(r['img_per_s'] for r in res['results']):,.0f} img/s")
@@ -222,7 +234,9 @@ def run_bench(
         "harness_overhead_us": 1e6 * harness_overhead_s(),
         "inference": inference,
         "training": training,
+        "notes": notes,
     }
+    result["recommendation"] = recommend(result, run)
     if write:
         from toolkit.bench.report import write_bench
 
@@ -251,3 +265,58 @@ def _share_of_peak(inference: list[dict], training: list[dict], peak: dict, flop
     for res in training:
         res["pct_of_peak"] = share(res["img_per_s"], res["device"], 3, f"train {res['name']}/{res['device']}")
     return disturbed
+
+
+def recommend(result: dict[str, Any], run: Path) -> dict[str, Any]:
+    """The fastest runtime/format on this machine at the largest batch that passed verify, against eager fp32.
+
+    Verify's verdicts come from the run's parity.json; without one nothing is recommended (an unverified
+    file is not a candidate), and the line says so.
+    """
+    import json
+
+    largest = max(result["config"]["batch_sizes"])
+
+    def speed(case: dict) -> float | None:
+        return next((r["img_per_s"] for r in case["results"] if r["batch_size"] == largest), None)
+
+    parity_path = run / "parity.json"
+    try:
+        parity = json.loads(parity_path.read_text()) if parity_path.is_file() else None
+    except (OSError, ValueError):
+        parity = None
+    if not parity:
+        return {"text": f"no recommendation: run `toolkit verify {run}` first (only verified files are candidates)"}
+    verdicts = {(e["format"], e["runtime"], e["device"]): e for e in parity.get("entries", []) if "format" in e}
+    best = None
+    for case in result["inference"]:
+        if case.get("variant"):
+            continue
+        key = (case.get("format", "checkpoint"), case["runtime"], case["device"])
+        reference = key == ("checkpoint", "eager", "cpu")
+        entry = verdicts.get(key)
+        if not reference and not (entry and entry["passed"]):
+            continue
+        s = speed(case)
+        if s is not None and (best is None or s > best[0]):
+            acc_cost = 0.0 if reference else -entry["acc_delta"]
+            best = (s, case, acc_cost)
+    eager = next(
+        (c for c in result["inference"] if c["runtime"] == "eager" and not c.get("variant") and c["device"] == "cpu"),
+        None,
+    )
+    if best is None or eager is None or speed(eager) is None:
+        return {"text": "no recommendation: no verified runtime was timed at the largest batch beside eager fp32"}
+    s, case, acc_cost = best
+    label = case.get("label", f"{case['runtime']}/{case['device']}")
+    factor = s / speed(eager)
+    return {
+        "target": label,
+        "format": case.get("format"),
+        "batch_size": largest,
+        "img_per_s": s,
+        "speedup_vs_eager_fp32": factor,
+        "accuracy_cost_pt": acc_cost,
+        "text": f"recommended on this machine: {label} at batch {largest}, {s:,.0f} img/s, {factor:.2f}x eager "
+        f"fp32 CPU, accuracy cost {acc_cost:+.2f} pt on the test set (passed toolkit verify)",
+    }

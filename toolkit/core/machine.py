@@ -33,6 +33,10 @@ def cpu_flags() -> dict[str, bool]:
         "avx512f": "avx512f" in flags,
         "avx512_bf16": "avx512_bf16" in flags,
         "amx_bf16": "amx_bf16" in flags,
+        # int8 dot products: with VNNI (or AMX) signed 8-bit activations are fast and do not saturate
+        "avx512_vnni": "avx512_vnni" in flags,
+        "avx_vnni": "avx_vnni" in flags,
+        "amx_int8": "amx_int8" in flags,
     }
 
 

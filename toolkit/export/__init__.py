@@ -1,8 +1,9 @@
-"""Export a trained run to TorchScript and ONNX; every file is re-loaded and checked before it is kept.
+"""Export a trained run to TorchScript and ONNX (fp32, INT8, fp16); each file is re-loaded and checked first.
 
-Each export is written to a temporary file beside its final name, re-loaded in its own runtime, compared
-with eager PyTorch (check.py), and only then renamed into place. A file that fails is deleted, never left
-looking good. The formats, their writers and runtimes are listed in formats.py.
+Each export is written to a temporary file beside its final name, re-loaded by its runtime in a process of
+its own (a crash there is an error that names it), compared with eager PyTorch (check.py), and only then
+renamed into place. A file that fails is deleted, never left looking good. The formats, their writers and
+runtimes are listed in formats.py.
 
 `toolkit.export(...)` calls `export` below (see core/callable_module.py).
 """
@@ -16,15 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.core.callable_module import make_callable
-from toolkit.core.errors import ConfigError
+from toolkit.core.errors import ConfigError, ToolkitError
 from toolkit.core.files import atomic_path, sha256
 from toolkit.core.runs import ensure_writable, latest_run
-from toolkit.export.check import ExportError, compare_with_eager, example_inputs
-from toolkit.export.formats import EXPORT_FORMATS, get_format, open_runtime, validator, writer
+from toolkit.export.check import ExportError, check_batches, compare_with_eager, example_inputs
+from toolkit.export.formats import DEFAULT_FORMATS, EXPORT_FORMATS, FORMATS, get_format, target_label, validator, writer
+from toolkit.export.isolated import run_in_child
 from toolkit.export.manifest import update_manifest
+from toolkit.export.onnx import DEFAULT_OPSET
 from toolkit.train.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
 
-__all__ = ["EXPORT_FORMATS", "ExportError", "ExportResult", "export"]
+__all__ = ["DEFAULT_FORMATS", "EXPORT_FORMATS", "ExportError", "ExportResult", "export"]
 
 
 @dataclass
@@ -38,26 +41,52 @@ class ExportResult:
 
 def export(
     source: str | os.PathLike | None = None,
-    formats: tuple[str, ...] = EXPORT_FORMATS,
+    formats: tuple[str, ...] = DEFAULT_FORMATS,
     *,
     exporter: str = "dynamo",
-    opset: int = 18,
+    opset: int = DEFAULT_OPSET,
     ts_mode: str = "trace",
     atol: float = 1e-4,
     rtol: float = 1e-4,
+    calibration_images: int = 1024,
+    int8_preset: str = "auto",
+    calibration: str = "minmax",
+    data_dir: str | None = None,
+    threads: int | None = None,
     artifacts: str | os.PathLike = "artifacts",
 ) -> ExportResult:
-    """Export the run folder or checkpoint `source` (default: the newest trained run under `artifacts`)."""
+    """Export the run folder or checkpoint `source` (default: the newest trained run under `artifacts`).
+
+    Low-precision formats (onnx-int8, onnx-int8-dynamic, onnx-fp16) are made from the run's model.onnx,
+    written first in the same call or by an earlier one; static INT8 calibrates on the run's training
+    images (`data_dir` overrides the folder the checkpoint names).
+    """
     if not formats:
         raise ConfigError(f"no format given; choose one of: {', '.join(EXPORT_FORMATS)} or all")
-    specs = [get_format(f) for f in formats]
+    # Files made from another format come after it.
+    specs = sorted((get_format(f) for f in dict.fromkeys(formats)), key=lambda f: f.source is not None)
     if not (atol >= 0 and rtol >= 0):
         raise ConfigError(f"tolerances must be >= 0, got atol {atol} and rtol {rtol}")
-    options = {"exporter": exporter, "opset": opset, "ts_mode": ts_mode}
+    options = {
+        "exporter": exporter,
+        "opset": opset,
+        "ts_mode": ts_mode,
+        "calibration_images": calibration_images,
+        "int8_preset": int8_preset,
+        "calibration": calibration,
+        "data_dir": data_dir,
+    }
     for spec in specs:
         validator(spec)(**options)  # bad options fail before any work
     ckpt_path = resolve_checkpoint(source if source is not None else latest_run(artifacts))
     run_dir = ckpt_path.parent
+    for spec in specs:
+        src = FORMATS[spec.source] if spec.source else None
+        if src and src.name not in formats and not (run_dir / src.filename).is_file():
+            raise ConfigError(
+                f"{run_dir} has no {src.filename} to make {spec.name} from; "
+                f"run `toolkit export {run_dir} --format {src.name}` first"
+            )
     ensure_writable(run_dir)
     ckpt = load_checkpoint(ckpt_path)
     model = model_from_checkpoint(ckpt)
@@ -66,15 +95,23 @@ def export(
     for spec in specs:
         final = run_dir / spec.filename
         started = time.perf_counter()
+        if spec.source:
+            options["source_path"] = run_dir / FORMATS[spec.source].filename
         with atomic_path(final) as tmp:
             # Batch 4, not 1: an example of batch 1 lets exporters specialise the batch axis away.
             details = writer(spec)(model, example_inputs(ckpt, 4), tmp, ckpt, **options)
-            runtime_name = next(iter(spec.runtimes))
-            check = compare_with_eager(model, open_runtime(runtime_name, tmp), ckpt, atol, rtol)
+            runtime_name = spec.runtimes[0]
+            label = f"{target_label(spec.name, runtime_name, 'cpu')} ({spec.filename})"
+            try:
+                child = run_in_child(runtime_name, tmp, "cpu", threads, check_batches(ckpt), label=label)
+            except ToolkitError as exc:
+                raise ExportError(f"{exc}; the file was not kept") from None
+            check = compare_with_eager(model, child.outputs, label, ckpt, atol, rtol, gate_logits=not spec.reduced)
         result.files[spec.name] = final
         result.checks[spec.name] = {
             **check,
             **details,
+            "precision": spec.precision,
             "checked_with": runtime_name,
             "seconds": time.perf_counter() - started,
         }

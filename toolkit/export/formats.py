@@ -1,20 +1,38 @@
-"""The registry: each format's file, the function that writes it, and the runtimes that load it.
+"""The registries: each format's file, the function that writes it, what it promises; each runtime's class.
 
-One line per format. Adding or removing one touches its writer (export/<format>.py), its runtime
-(runtimes/<runtime>.py) and its line here, nothing else. Import strings keep heavy packages (onnx,
-onnxruntime, torch.jit) out of every command that does not use them.
+One line per format and one per runtime. Adding a format touches its writer (export/<format>.py) and its
+line here; adding a consumer, its runtime (runtimes/<runtime>.py), its line in RUNTIME_CLASSES and the
+formats it reads. Import strings keep heavy packages (onnx, onnxruntime, openvino, cv2) out of every
+command that does not use them.
+
+A *target* is a (format, runtime) pair: onnxruntime runs model.onnx and the quantized files, OpenVINO and
+OpenCV run model.onnx. Its label is "runtime/device" for the runtime's fp32 file, and
+"runtime[format]/device" for the others ("onnxruntime[onnx-int8]/cpu").
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from toolkit.core.errors import ConfigError
 from toolkit.core.runs import CHECKPOINT
 from toolkit.runtimes.base import Runtime
+
+RUNTIME_CLASSES = {
+    "eager": "toolkit.runtimes.eager:EagerRuntime",
+    "torchscript": "toolkit.runtimes.torchscript:TorchScriptRuntime",
+    "onnxruntime": "toolkit.runtimes.onnxruntime:OnnxRuntime",
+    "openvino": "toolkit.runtimes.openvino:OpenVinoRuntime",
+    "opencv": "toolkit.runtimes.opencv:OpenCvRuntime",
+}
+RUNTIMES = tuple(RUNTIME_CLASSES)
+
+# onnxruntime's CPU provider has no fp16 kernels: it wraps each node in casts back to fp32. The answers are
+# right (verify checks them) but the speed says nothing about fp16, so bench does not time it.
+_NO_FP16_ON_CPU = "onnxruntime's CPU provider has no fp16 kernels (it inserts casts to fp32); not timed"
 
 
 @dataclass(frozen=True)
@@ -22,29 +40,53 @@ class Format:
     name: str  # what --format takes
     filename: str  # the file in a run folder
     writer: str | None  # "module:function" that writes it; None for the checkpoint, which training writes
-    runtimes: dict[str, str]  # runtime name -> "module:Class" that loads the file
+    runtimes: tuple[str, ...]  # runtimes that load it; the first one checks it at export
+    precision: str = "fp32"  # fp32 files are gated on logits; the others on accuracy drop and agreement
+    source: str | None = None  # the format it is made from (the quantizers read model.onnx), None: the checkpoint
+    not_timed: dict[tuple[str, str], str] = field(default_factory=dict)  # (runtime, device) -> why bench skips it
+
+    @property
+    def reduced(self) -> bool:
+        return self.precision != "fp32"
 
 
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in [
-        Format("checkpoint", CHECKPOINT, None, {"eager": "toolkit.runtimes.eager:EagerRuntime"}),
+        Format("checkpoint", CHECKPOINT, None, ("eager",)),
+        Format("torchscript", "model.ts", "toolkit.export.torchscript:write", ("torchscript",)),
+        Format("onnx", "model.onnx", "toolkit.export.onnx:write", ("onnxruntime", "openvino", "opencv")),
         Format(
-            "torchscript",
-            "model.ts",
-            "toolkit.export.torchscript:write",
-            {"torchscript": "toolkit.runtimes.torchscript:TorchScriptRuntime"},
+            "onnx-int8",
+            "model-int8.onnx",
+            "toolkit.export.quantize:write_static",
+            ("onnxruntime", "openvino"),
+            precision="int8",
+            source="onnx",
         ),
         Format(
-            "onnx",
-            "model.onnx",
-            "toolkit.export.onnx:write",
-            {"onnxruntime": "toolkit.runtimes.onnxruntime:OnnxRuntime"},
+            "onnx-int8-dynamic",
+            "model-int8-dynamic.onnx",
+            "toolkit.export.quantize:write_dynamic",
+            ("onnxruntime",),
+            precision="int8-dynamic",
+            source="onnx",
+        ),
+        Format(
+            "onnx-fp16",
+            "model-fp16.onnx",
+            "toolkit.export.fp16:write",
+            ("onnxruntime", "openvino"),
+            precision="fp16",
+            source="onnx",
+            not_timed={("onnxruntime", "cpu"): _NO_FP16_ON_CPU},
         ),
     ]
 }
 EXPORT_FORMATS = tuple(name for name, f in FORMATS.items() if f.writer is not None)
-RUNTIMES = tuple(r for f in FORMATS.values() for r in f.runtimes)
+# What `toolkit export` writes when no --format is given: the fp32 files; low precision is asked for.
+DEFAULT_FORMATS = tuple(name for name in EXPORT_FORMATS if not FORMATS[name].reduced)
+TARGETS = tuple((f.name, r) for f in FORMATS.values() for r in f.runtimes)
 
 
 def _load(target: str) -> Any:
@@ -54,7 +96,7 @@ def _load(target: str) -> Any:
 
 def get_format(name: str) -> Format:
     if name not in FORMATS or FORMATS[name].writer is None:
-        raise ConfigError(f"unknown format {name!r}; choose one of: {', '.join(EXPORT_FORMATS)} or all")
+        raise ConfigError(f"unknown format {name!r}; choose one of: {', '.join(EXPORT_FORMATS)}, fp32 or all")
     return FORMATS[name]
 
 
@@ -68,16 +110,28 @@ def validator(fmt: Format) -> Callable[..., None]:
     return getattr(module, "validate", lambda **_: None)
 
 
-def format_of(runtime: str) -> Format:
-    """The format a runtime loads."""
-    for f in FORMATS.values():
-        if runtime in f.runtimes:
-            return f
-    raise ConfigError(f"unknown runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
+def primary_format(runtime: str) -> Format:
+    """The fp32 format a runtime loads (the first one listing it)."""
+    check_runtime(runtime)
+    return next(f for f in FORMATS.values() if runtime in f.runtimes)
+
+
+def check_runtime(name: str) -> None:
+    if name not in RUNTIME_CLASSES:
+        raise ConfigError(f"unknown runtime {name!r}; choose one of: {', '.join(RUNTIMES)}")
+
+
+def target_label(fmt: str, runtime: str, device: str) -> str:
+    tag = "" if primary_format(runtime).name == fmt else f"[{fmt}]"
+    return f"{runtime}{tag}/{device}"
 
 
 def runtime_class(name: str) -> type[Runtime]:
-    return _load(format_of(name).runtimes[name])
+    """A registered runtime's class; "module:Class" loads one from outside the registry (a plug-in, a test)."""
+    if ":" in name and name not in RUNTIME_CLASSES:
+        return _load(name)
+    check_runtime(name)
+    return _load(RUNTIME_CLASSES[name])
 
 
 def open_runtime(name: str, path, device: str = "cpu", threads: int | None = None, **options) -> Runtime:

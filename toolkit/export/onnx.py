@@ -20,10 +20,13 @@ from toolkit.core.errors import ConfigError, first_line
 from toolkit.export.check import ExportError
 
 EXPORTERS = ("dynamo", "torchscript")
+# Opset 20 writes GELU as one Gelu node; at 18 the dynamo exporter writes Div/Erf/Add/Mul/Mul, which
+# OpenCV 5.0.0's importer crashes on (SIGSEGV). onnxruntime and OpenVINO read both.
+DEFAULT_OPSET = 20
 MIN_OPSET = {"dynamo": 18, "torchscript": 13}
 
 
-def validate(*, exporter: str = "dynamo", opset: int = 18, **_: Any) -> None:
+def validate(*, exporter: str = "dynamo", opset: int = DEFAULT_OPSET, **_: Any) -> None:
     import onnx
 
     if exporter not in EXPORTERS:
@@ -48,7 +51,7 @@ def write(
     ckpt: dict,
     *,
     exporter: str = "dynamo",
-    opset: int = 18,
+    opset: int = DEFAULT_OPSET,
     source_sha256: str = "",
     **_: Any,
 ) -> dict[str, Any]:

@@ -1,0 +1,299 @@
+"""Deployment: INT8 and fp16 files gated by verify, OpenVINO and OpenCV, crash isolation, `toolkit predict`."""
+
+import json
+import shutil
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from tests.helpers import tiny_run
+from tests.test_cli_train import assert_one_line_error
+from toolkit.bench.run import recommend
+from toolkit.cli import app
+from toolkit.core.errors import ToolkitError
+from toolkit.data import TensorLoader, load_dataset
+from toolkit.export import quantize
+from toolkit.export.formats import open_runtime, runtime_class
+from toolkit.export.isolated import run_in_child
+from toolkit.verify.parity import RuntimeParity, Thresholds, _judge
+
+runner = CliRunner()
+LOW = ("onnx-int8", "onnx-int8-dynamic", "onnx-fp16")
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def needs(runtime):
+    why = runtime_class(runtime).unavailable_reason("cpu")
+    return pytest.mark.skipif(why is not None, reason=why or "")
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    """A tiny tutorial-CNN run exported to every format, the low-precision ones through the CLI."""
+    run_dir = tiny_run(tmp_path_factory.mktemp("runs"), "tutorial-cnn")
+    r = run("export", run_dir, "--format", "all", "--calibration-images", "64")
+    assert r.exit_code == 0, r.output
+    return run_dir
+
+
+@pytest.fixture
+def run_copy(deployed, tmp_path):
+    dest = tmp_path / "run"
+    shutil.copytree(deployed, dest)
+    return dest
+
+
+def test_low_precision_files_are_written_checked_and_described(deployed):
+    m = json.loads((deployed / "manifest.json").read_text())["files"]
+    static = m["model-int8.onnx"]
+    assert static["precision"] == "int8" and static["quantization"].startswith("static QDQ")
+    assert static["int8_preset"] in quantize.PRESETS and static["int8_preset_reason"]
+    assert static["calibration"] == "minmax" and static["calibration_images"] == 64
+    assert static["quantized_nodes"] > 0 and "gated_by" in static and "atol" not in static
+    assert m["model-int8-dynamic.onnx"]["quantized_nodes"] >= 1  # fc1 and fc2
+    assert m["model-fp16.onnx"]["precision"] == "fp16"
+    import onnx
+
+    fp16 = onnx.load(str(deployed / "model-fp16.onnx"))
+    assert fp16.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # fp32 in and out
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in fp16.graph.initializer)
+    int8 = onnx.load(str(deployed / "model-int8.onnx"))
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in int8.graph.node}
+    meta = {p.key: p.value for p in int8.metadata_props}
+    assert meta["toolkit.model"] == "tutorial-cnn" and meta["toolkit.quantization"].startswith("static QDQ")
+
+
+def test_the_int8_preset_follows_the_cpu(monkeypatch):
+    flags = {"avx2": True, "avx512_vnni": False, "avx_vnni": False, "amx_int8": False}
+    monkeypatch.setattr(quantize, "cpu_flags", lambda: flags)
+    assert quantize.auto_preset()[0] == "u8s8-rr"
+    flags["avx512_vnni"] = True
+    preset, why = quantize.auto_preset()
+    assert preset == "s8s8" and "avx512_vnni" in why
+
+
+def test_verify_gates_low_precision_files_by_accuracy_and_agreement(run_copy):
+    r = run("verify", run_copy, "--format", "onnx-int8", "--format", "onnx-int8-dynamic", "--format", "onnx-fp16")
+    parity = json.loads((run_copy / "parity.json").read_text())
+    entries = {(e["runtime"], e["format"]): e for e in parity["entries"]}
+    assert ("onnxruntime", "onnx-int8") in entries and ("onnxruntime", "onnx-fp16") in entries
+    assert ("onnxruntime", "onnx-int8-dynamic") in entries
+    assert all(e["precision"] != "fp32" for e in entries.values())
+    # Whatever the tiny model's figures, the verdict is the gates applied to them, and the logits are not gated.
+    t = Thresholds()
+    for e in entries.values():
+        if e["accuracy"] is None:
+            continue
+        expected = -e["acc_delta"] <= t.max_acc_drop and e["agreement"] >= t.min_agreement and not e["non_finite"]
+        assert e["passed"] == expected, e
+    assert r.exit_code == (0 if parity["passed"] else 1)
+    md = (run_copy / "parity.md").read_text()
+    assert "INT8/fp16 files: accuracy drop ≤ 0.5 pt, top-1 agreement ≥ 97 %" in md
+
+
+def test_the_gates_name_format_device_figure_and_limit():
+    e = RuntimeParity("onnxruntime", "cpu", "onnx-int8", "int8", {}, accuracy=60.0, acc_delta=-0.8, agreement=96.0)
+    e.max_abs, e.worst_batch = 3.0, 2
+    _judge(e, Thresholds())
+    assert e.failures == [
+        "onnxruntime[onnx-int8]/cpu: int8 accuracy drop 0.80 pt > --max-acc-drop 0.5 pt",
+        "onnxruntime[onnx-int8]/cpu: int8 top-1 agreement 96.00% < --min-agreement 97%",
+    ]
+    better = RuntimeParity("onnxruntime", "cpu", "onnx-fp16", "fp16", {}, accuracy=61, acc_delta=+0.9, agreement=99)
+    better.max_abs = 5.0  # a large logit distance is reported, not gated, for reduced precision
+    _judge(better, Thresholds())
+    assert better.passed
+    fp32 = RuntimeParity("openvino", "cpu", "onnx", "fp32", {}, accuracy=61, acc_delta=0.0, agreement=100)
+    fp32.max_abs, fp32.worst_batch = 2e-4, 4
+    _judge(fp32, Thresholds())
+    assert fp32.failures == ["openvino/cpu: max |diff| 0.0002 > atol 0.0001 on batch 4"]
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--calibration-images", "0"], "--calibration-images must be a positive integer, got 0"),
+        (["--int8-preset", "s4s4"], "unknown --int8-preset 's4s4'"),
+        (["--calibration", "kl"], "unknown --calibration 'kl'"),
+    ],
+)
+def test_bad_quantization_options(deployed, args, fragment):
+    assert_one_line_error(run("export", deployed, "--format", "onnx-int8", *args), fragment)
+
+
+def test_quantizing_needs_the_fp32_onnx_and_the_data(tmp_path):
+    bare = tiny_run(tmp_path, "tutorial-cnn")
+    assert_one_line_error(
+        run("export", bare, "--format", "onnx-int8"), "has no model.onnx to make onnx-int8 from", "--format onnx"
+    )
+    assert not list(bare.glob("*.onnx"))
+    # A run trained on CIFAR-10 whose data folder is gone.
+    from toolkit.train.checkpoint import write_untrained
+
+    write_untrained("tutorial-cnn", tmp_path / "cifar")
+    assert run("export", tmp_path / "cifar", "--format", "onnx").exit_code == 0
+    r = run("export", tmp_path / "cifar", "--format", "onnx-int8", "--data-dir", tmp_path / "nowhere")
+    assert_one_line_error(r, "calibration needs the run's training images", "--data-dir")
+    assert not (tmp_path / "cifar" / "model-int8.onnx").exists()
+
+
+def test_a_runtime_that_crashes_is_an_error_within_seconds(deployed):
+    started = time.monotonic()
+    with pytest.raises(ToolkitError, match=r"^crasher/cpu: its process died from signal SIGSEGV"):
+        run_in_child(
+            "tests.helpers:SegfaultRuntime",
+            deployed / "model.onnx",
+            "cpu",
+            1,
+            [torch.zeros(1, 3, 32, 32)],
+            label="crasher/cpu",
+        )
+    assert time.monotonic() - started < 60
+
+
+@needs("opencv")
+def test_verify_survives_a_runtime_crash(tmp_path):
+    """OpenCV 5.0.0 segfaults reading the opset-18 form of GELU: verify reports it and goes on."""
+    run_dir = tiny_run(tmp_path, "fast-cnn")
+    assert run("export", run_dir, "--format", "onnx", "--opset", "18").exit_code == 0
+    r = run("verify", run_dir, "--runtime", "opencv", "--runtime", "onnxruntime")
+    parity = json.loads((run_dir / "parity.json").read_text())
+    by = {e["runtime"]: e for e in parity["entries"]}
+    if by["opencv"]["passed"]:
+        pytest.skip("this OpenCV reads the opset-18 GELU without crashing")
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert "opencv/cpu: its process died from signal SIGSEGV" in by["opencv"]["failures"][0]
+    assert by["onnxruntime"]["passed"] and by["onnxruntime"]["max_abs"] < 1e-4
+
+
+@needs("openvino")
+def test_openvino_reads_back_what_it_runs(deployed):
+    rt = open_runtime("openvino", deployed / "model.onnx", "cpu", threads=1)
+    info = rt.describe()
+    # The CPU plugin would run fp32 models in bf16 on AMX CPUs unless told otherwise.
+    assert info["inference_precision"] == "f32" and info["performance_hint"] == "latency"
+    assert info["threads"] == 1 and info["streams"] == 1
+    assert rt.run(torch.zeros(5, 3, 32, 32)).shape == (5, 10)
+
+
+def test_bench_skips_fp16_on_the_onnxruntime_cpu_provider_and_recommends_only_verified(run_copy):
+    from toolkit.bench.run import BenchConfig, _inference_specs
+
+    notes = []
+    specs = _inference_specs(run_copy, BenchConfig(devices=("cpu",)), 1, notes)
+    targets = {(s["runtime"], s["format"]) for s in specs}
+    assert ("onnxruntime", "onnx-int8") in targets and ("onnxruntime", "onnx-fp16") not in targets
+    assert any("no fp16 kernels" in n for n in notes)
+
+    def case(runtime, fmt, speed):
+        return {
+            "runtime": runtime,
+            "format": fmt,
+            "device": "cpu",
+            "variant": "",
+            "label": f"{runtime}[{fmt}]/cpu",
+            "results": [{"batch_size": 256, "img_per_s": speed}],
+        }
+
+    result = {
+        "config": {"batch_sizes": [1, 256]},
+        "inference": [
+            case("eager", "checkpoint", 100.0),
+            case("onnxruntime", "onnx", 200.0),
+            case("onnxruntime", "onnx-int8", 400.0),
+        ],
+    }
+    assert "run `toolkit verify" in recommend(result, run_copy)["text"]
+    parity = {
+        "entries": [
+            {"runtime": "onnxruntime", "format": "onnx", "device": "cpu", "passed": True, "acc_delta": 0.0},
+            {"runtime": "onnxruntime", "format": "onnx-int8", "device": "cpu", "passed": False, "acc_delta": -2.0},
+        ]
+    }
+    (run_copy / "parity.json").write_text(json.dumps(parity))
+    rec = recommend(result, run_copy)
+    assert rec["format"] == "onnx" and rec["speedup_vs_eager_fp32"] == 2.0  # the faster INT8 file failed verify
+    parity["entries"][1].update(passed=True, acc_delta=-0.3)
+    (run_copy / "parity.json").write_text(json.dumps(parity))
+    rec = recommend(result, run_copy)
+    assert rec["format"] == "onnx-int8" and rec["speedup_vs_eager_fp32"] == 4.0 and rec["accuracy_cost_pt"] == 0.3
+
+
+# --- predict ---
+
+
+def _save_test_pngs(images: torch.Tensor, folder):
+    folder.mkdir()
+    for i, img in enumerate(images):
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(folder / f"{i:03d}.png")
+
+
+def _runtime_predictions(run_dir, data, runtime="onnxruntime", filename="model.onnx"):
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    loader = TensorLoader(data, 64, mean=tuple(manifest["input"]["mean"]), std=tuple(manifest["input"]["std"]))
+    rt = open_runtime(runtime, run_dir / filename, "cpu", 1)
+    return torch.cat([rt.run(x).argmax(1) for x, _ in loader.epoch(0)]).tolist(), manifest["classes"]
+
+
+def test_predict_on_pngs_equals_the_runtime_on_the_test_set(deployed, tmp_path):
+    test = load_dataset("synthetic", False, None, limit=40)
+    _save_test_pngs(test.images, tmp_path / "pngs")
+    expected, classes = _runtime_predictions(deployed, test)
+    r = run("predict", tmp_path / "pngs", "--run", deployed, "--json", "--top-k", "3")
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [row["top"][0]["class"] for row in rows] == [classes[i] for i in expected]
+    assert all(len(row["top"]) == 3 and row["top"][0]["probability"] >= row["top"][1]["probability"] for row in rows)
+    assert all(abs(sum(t["probability"] for t in row["top"]) - 1) < 1 for row in rows)
+
+
+@pytest.mark.real_data
+def test_predict_on_real_cifar_pngs_equals_verify(real_cifar_dir, deployed, tmp_path):
+    test = load_dataset("cifar10", False, real_cifar_dir, limit=50, download=False)
+    _save_test_pngs(test.images, tmp_path / "pngs")
+    for runtime, filename, fmt in [("onnxruntime", "model-int8.onnx", "onnx-int8"), ("torchscript", "model.ts", None)]:
+        expected, classes = _runtime_predictions(deployed, test, runtime, filename)
+        args = ["--format", fmt] if fmt else []
+        r = run("predict", tmp_path / "pngs", "--run", deployed, "--runtime", runtime, "--json", *args)
+        assert r.exit_code == 0, r.output
+        assert [json.loads(line)["top"][0]["class"] for line in r.stdout.splitlines()] == [classes[i] for i in expected]
+
+
+def test_predict_bad_files_get_one_line_each_and_the_others_answers(deployed, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    Image.fromarray(np.full((64, 48, 3), 120, np.uint8)).save(folder / "big.jpg")  # resized to 32x32
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(folder / "dot.png")
+    (folder / "notes.png").write_text("a text file renamed .png")
+    Image.fromarray(np.full((40, 40), 7, np.uint8), mode="L").save(folder / "grey.png")  # grey becomes RGB
+    r = run("predict", folder, "--run", deployed)
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert sorted(line.split(":")[0].rsplit("/", 1)[1] for line in r.stdout.splitlines()) == ["big.jpg", "grey.png"]
+    errors = r.stderr.strip().splitlines()
+    assert len(errors) == 2 and all(e.startswith("error: ") for e in errors)
+    assert any("dot.png: 1x1 pixels is too small" in e for e in errors)
+    assert any("notes.png: not an image Pillow can read" in e for e in errors)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("no images")
+    r = run("predict", empty, "--run", deployed)
+    assert r.exit_code == 1 and "no image files" in r.stderr and not r.stdout.strip()
+
+
+def test_predict_bad_options(deployed, tmp_path):
+    img = tmp_path / "x.png"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(img)
+    assert_one_line_error(run("predict", img, "--run", deployed, "--runtime", "tensorrt"), "unknown runtime")
+    assert_one_line_error(run("predict", img, "--run", deployed, "--top-k", "11"), "--top-k must be between 1 and 10")
+    assert_one_line_error(
+        run("predict", img, "--run", deployed, "--runtime", "opencv", "--format", "onnx-int8-dynamic"),
+        "opencv does not read onnx-int8-dynamic files",
+    )
+    assert_one_line_error(run("predict", img, "--run", tmp_path), "manifest.json is missing")

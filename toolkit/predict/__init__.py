@@ -1,0 +1,107 @@
+"""Predict: classify image files with an exported model, preprocessed from the run's manifest.json alone.
+
+`toolkit.predict(["cat.png", "photos/"], run_dir="artifacts/resnet20-...")` returns a PredictResult: one
+Prediction (top-k classes with softmax probabilities) per image that could be read, and one line per
+file that could not, which does not stop the others. The same call is `toolkit predict`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from toolkit.core.callable_module import make_callable
+from toolkit.core.errors import ConfigError, DataError
+from toolkit.core.runs import MANIFEST, latest_run
+from toolkit.export.formats import FORMATS, check_runtime, open_runtime, primary_format
+from toolkit.export.manifest import read_manifest
+from toolkit.predict.images import expand, load_image, normalise
+
+BATCH = 256
+
+
+@dataclass
+class Prediction:
+    file: str
+    top: list[tuple[str, float]]  # (class name, probability), most likely first
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "top": [{"class": c, "probability": p} for c, p in self.top]}
+
+
+@dataclass
+class PredictResult:
+    run_dir: Path
+    runtime: str
+    format: str
+    details: dict
+    predictions: list[Prediction] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # one line per file that got no answer
+
+    def __bool__(self) -> bool:
+        return not self.failures
+
+
+def predict(
+    paths: list[str | os.PathLike],
+    *,
+    run_dir: str | os.PathLike | None = None,
+    runtime: str = "onnxruntime",
+    format: str | None = None,
+    top_k: int = 3,
+    threads: int | None = None,
+    artifacts: str | os.PathLike = "artifacts",
+) -> PredictResult:
+    """Classify `paths` (image files or folders of them) with `runtime` loading the run's `format` file."""
+    if not paths:
+        raise ConfigError("no image given; pass image files or folders")
+    check_runtime(runtime)
+    fmt = FORMATS[format] if format in FORMATS else None
+    if format is not None and fmt is None:
+        raise ConfigError(f"unknown format {format!r}; choose one of: {', '.join(FORMATS)}")
+    fmt = fmt or primary_format(runtime)
+    if runtime not in fmt.runtimes:
+        raise ConfigError(
+            f"{runtime} does not read {fmt.name} files; it reads: "
+            + ", ".join(f.name for f in FORMATS.values() if runtime in f.runtimes)
+        )
+    run = Path(run_dir) if run_dir is not None else latest_run(artifacts)
+    manifest, problem = read_manifest(run)
+    if problem:
+        raise ConfigError(f"{run}: {problem.split(';')[0]}; predict preprocesses from it: run `toolkit export {run}`")
+    if not (run / fmt.filename).is_file():
+        raise ConfigError(f"{run} has no {fmt.filename}; run `toolkit export {run} --format {fmt.name}` first")
+    classes = manifest["classes"]
+    if not 1 <= top_k <= len(classes):
+        raise ConfigError(f"--top-k must be between 1 and {len(classes)}, got {top_k}")
+    files, failures = expand(list(paths))
+    images, names = [], []
+    size = tuple(manifest["input"]["shape"][1:])
+    for f in files:
+        try:
+            images.append(load_image(f, size))
+            names.append(str(f))
+        except DataError as exc:
+            failures.append(str(exc))
+    rt = open_runtime(runtime, run / fmt.filename, "cpu", threads)
+    result = PredictResult(run, runtime, fmt.name, rt.describe(), failures=failures)
+    for start in range(0, len(images), BATCH):
+        x = normalise(torch.stack(images[start : start + BATCH]), manifest["input"])
+        probs = torch.softmax(rt.run(x).float(), dim=1)
+        p, idx = probs.topk(top_k, dim=1)
+        for name, pr, ix in zip(names[start : start + BATCH], p.tolist(), idx.tolist(), strict=True):
+            result.predictions.append(Prediction(name, [(classes[i], v) for i, v in zip(ix, pr, strict=True)]))
+    return result
+
+
+def to_json_lines(result: PredictResult) -> str:
+    return "".join(json.dumps(p.to_dict()) + "\n" for p in result.predictions)
+
+
+__all__ = ["MANIFEST", "PredictResult", "Prediction", "predict"]
+
+make_callable(__name__, predict)
