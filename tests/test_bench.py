@@ -11,6 +11,7 @@ from tests.helpers import NO_CUDA_ONLY, tiny_run
 from tests.test_cli_train import assert_one_line_error
 from toolkit.bench.timing import Timing, forward_flops, harness_overhead_s, percentile, time_call
 from toolkit.cli import app
+from toolkit.export.formats import runtime_class
 
 runner = CliRunner()
 
@@ -80,12 +81,16 @@ def test_bench_writes_reports(exported_run):
     assert result["machine"]["cpu_model"] and result["threads"] == 1
     assert result["matmul_peak_gflops"]["cpu"] > 0 and result["forward_flops_per_image"] > 0
     cases = {(c["runtime"], c["device"]) for c in result["inference"]}
-    assert cases == {("eager", "cpu"), ("onnxruntime", "cpu")}
+    consumers = {(r, "cpu") for r in ("openvino", "opencv") if runtime_class(r).unavailable_reason("cpu") is None}
+    assert cases == {("eager", "cpu"), ("onnxruntime", "cpu")} | consumers
     for c in result["inference"]:
         assert [x["batch_size"] for x in c["results"]] == [1, 4]
         assert c["details"]["threads"] == 1
         for x in c["results"]:
             assert x["rounds"] == 3 and x["img_per_s"] > 0 and x["latency_ms"]["p99"] >= x["latency_ms"]["p50"]
+    # parity.json is absent: nothing unverified is recommended
+    assert "no recommendation: run `toolkit verify" in result["recommendation"]["text"]
+    assert result["recommendation"]["text"] in r.stdout
     ort = next(c for c in result["inference"] if c["runtime"] == "onnxruntime")
     assert ort["details"]["provider"] == "CPUExecutionProvider" and ort["details"]["inter_op_threads"] == 1
     names = [t["name"] for t in result["training"]]
@@ -97,7 +102,7 @@ def test_bench_writes_reports(exported_run):
     assert drift["before"] > 0 and drift["after"] > 0 and result["matmul_peak_gflops"]["cpu"] >= drift["before"]
     assert set(result["training"][1]["phase_ms"]) == {"data", "forward", "backward", "optimizer"}
     md = (exported_run / "bench.md").read_text()
-    assert "| onnxruntime | - | cpu | 4 |" in md and result["machine"]["cpu_model"] in md
+    assert "| onnxruntime | onnx (fp32) | - | cpu | 4 |" in md and result["machine"]["cpu_model"] in md
     assert (exported_run / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -103,8 +103,8 @@ def test_the_gates_name_format_device_figure_and_limit():
     e.max_abs, e.worst_batch = 3.0, 2
     _judge(e, Thresholds())
     assert e.failures == [
-        "onnxruntime[onnx-int8]/cpu: int8 accuracy drop 0.80 pt > --max-acc-drop 0.5 pt",
-        "onnxruntime[onnx-int8]/cpu: int8 top-1 agreement 96.00% < --min-agreement 97%",
+        "onnxruntime[int8]/cpu: int8 accuracy drop 0.80 pt > --max-acc-drop 0.5 pt",
+        "onnxruntime[int8]/cpu: int8 top-1 agreement 96.00% < --min-agreement 97%",
     ]
     better = RuntimeParity("onnxruntime", "cpu", "onnx-fp16", "fp16", {}, accuracy=61, acc_delta=+0.9, agreement=99)
     better.max_abs = 5.0  # a large logit distance is reported, not gated, for reduced precision
@@ -297,3 +297,20 @@ def test_predict_bad_options(deployed, tmp_path):
         "opencv does not read onnx-int8-dynamic files",
     )
     assert_one_line_error(run("predict", img, "--run", tmp_path), "manifest.json is missing")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_eager_bf16_is_checked_only_where_the_cpu_has_it(run_copy, monkeypatch, native):
+    import toolkit.core.device as device_mod
+    from toolkit.verify import verify
+
+    monkeypatch.setattr(device_mod, "native_half_precisions", lambda d: ("bf16",) if native and d == "cpu" else ())
+    if not native:
+        with pytest.raises(ToolkitError, match="nothing to verify.*cpu has no native bf16"):
+            verify(run_copy, formats=["checkpoint-bf16"], devices=["cpu"], write=False)
+        return
+    result = verify(run_copy, formats=["checkpoint-bf16"], devices=["cpu"], write=False)
+    (entry,) = result.entries
+    assert entry.label == "eager[bf16]/cpu" and entry.precision == "bf16" and entry.details["amp"] == "bf16"
+    # bf16 logits differ from fp32 by far more than atol 1e-4; they are gated by accuracy and agreement.
+    assert entry.max_abs > 1e-4 and entry.passed == (entry.agreement >= 97 and -entry.acc_delta <= 0.5)

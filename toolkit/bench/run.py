@@ -15,13 +15,21 @@ from typing import Any
 
 from toolkit.bench.cases import inference_worker, peak_worker, training_worker
 from toolkit.bench.timing import DEFAULT_BATCHES, forward_flops, harness_overhead_s
-from toolkit.core.device import available_devices
+from toolkit.core.device import available_devices, native_half_precisions
 from toolkit.core.errors import ConfigError, DeviceError, RunFolderError
 from toolkit.core.isolate import run_isolated
 from toolkit.core.machine import machine_info
 from toolkit.core.runs import CHECKPOINT, ensure_writable, is_trained_run, latest_run
 from toolkit.export import export
-from toolkit.export.formats import FORMATS, TARGETS, check_runtime, primary_format, runtime_class, target_label
+from toolkit.export.formats import (
+    FORMATS,
+    TARGETS,
+    check_runtime,
+    primary_format,
+    runs_here,
+    runtime_class,
+    target_label,
+)
 from toolkit.models import get_spec
 from toolkit.runtimes.onnxruntime import OPT_LEVELS
 from toolkit.train.checkpoint import load_checkpoint, write_untrained
@@ -118,18 +126,22 @@ def _inference_specs(run: Path, cfg: BenchConfig, threads: int, notes: list[str]
         for d in devices:
             if cls.unavailable_reason(d) is not None:
                 continue
+            if runs_here(fmt, d):
+                continue
             if (name, d) in fmt.not_timed:
                 notes.append(f"{target_label(fmt_name, name, d)}: {fmt.not_timed[(name, d)]}")
                 continue
-            variants: list[tuple[str, dict]] = [("", {})]
+            variants: list[tuple[str, dict]] = [("", dict(fmt.options))]
             if cfg.variants and name == "onnxruntime" and fmt_name == "onnx":
                 variants += [(f"opt={lvl}", {"opt_level": lvl}) for lvl in OPT_LEVELS if lvl != "all"]
             if cfg.variants and name == "openvino" and fmt_name == "onnx":
                 # THROUGHPUT splits the cores into streams; one call at a time shows what that costs.
                 variants += [("hint=throughput", {"hint": "throughput"}), ("bf16", {"precision": "bf16"})]
-            if cfg.variants and name == "eager":
-                # bf16 is timed on every CPU: where it lacks AMX/AVX-512-bf16 the table shows what it costs.
-                variants += [("channels_last", {"channels_last": True}), ("bf16", {"amp": "bf16"})]
+            if cfg.variants and fmt_name == "checkpoint":
+                variants.append(("channels_last", {"channels_last": True}))
+                if "bf16" not in native_half_precisions(d):  # where it is native, it is a row of its own
+                    # Emulated bf16 is timed too: the table shows what it costs on a CPU without AMX.
+                    variants.append(("bf16 (emulated)", {"amp": "bf16"}))
             for label, options in variants:
                 specs.append(
                     {

@@ -22,6 +22,22 @@ def available_devices() -> list[str]:
     return found
 
 
+def native_half_precisions(device: str) -> tuple[str, ...]:
+    """The 16-bit float types `device` computes in hardware: what an fp16/bf16 result there is worth timing.
+
+    CPUs: bf16 with AMX or AVX-512-bf16 (elsewhere PyTorch emulates it, far slower than fp32), no fp16.
+    CUDA: fp16 always, bf16 from Ampere on.
+    """
+    if device == "cpu":
+        from toolkit.core.machine import cpu_flags
+
+        flags = cpu_flags()
+        return ("bf16",) if flags.get("amx_bf16") or flags.get("avx512_bf16") else ()
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return ("fp16", "bf16") if torch.cuda.is_bf16_supported() else ("fp16",)
+    return ()
+
+
 def pick_device(name: str = "auto") -> torch.device:
     """The torch.device for `name` ('auto', 'cpu', 'cuda', 'cuda:N' or 'mps')."""
     if name == "auto":

@@ -6,8 +6,8 @@ formats it reads. Import strings keep heavy packages (onnx, onnxruntime, openvin
 command that does not use them.
 
 A *target* is a (format, runtime) pair: onnxruntime runs model.onnx and the quantized files, OpenVINO and
-OpenCV run model.onnx. Its label is "runtime/device" for the runtime's fp32 file, and
-"runtime[format]/device" for the others ("onnxruntime[onnx-int8]/cpu").
+OpenCV run model.onnx, eager runs the checkpoint in fp32 and, where the hardware has them, in bf16/fp16.
+Its label is "runtime/device" for the runtime's fp32 file and "runtime[int8]/device" for the others.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ class Format:
     precision: str = "fp32"  # fp32 files are gated on logits; the others on accuracy drop and agreement
     source: str | None = None  # the format it is made from (the quantizers read model.onnx), None: the checkpoint
     not_timed: dict[tuple[str, str], str] = field(default_factory=dict)  # (runtime, device) -> why bench skips it
+    options: dict[str, Any] = field(default_factory=dict)  # passed to the runtime (eager's autocast dtype)
+    native_only: bool = False  # checked and timed only on devices that compute this precision in hardware
 
     @property
     def reduced(self) -> bool:
@@ -54,6 +56,10 @@ FORMATS: dict[str, Format] = {
     f.name: f
     for f in [
         Format("checkpoint", CHECKPOINT, None, ("eager",)),
+        # The checkpoint run under autocast: where the hardware has the type, what a half-precision deployment
+        # of the PyTorch model gives (TorchScript's frozen graphs ignore autocast, so it has no such variant).
+        Format("checkpoint-bf16", CHECKPOINT, None, ("eager",), "bf16", options={"amp": "bf16"}, native_only=True),
+        Format("checkpoint-fp16", CHECKPOINT, None, ("eager",), "fp16", options={"amp": "fp16"}, native_only=True),
         Format("torchscript", "model.ts", "toolkit.export.torchscript:write", ("torchscript",)),
         Format("onnx", "model.onnx", "toolkit.export.onnx:write", ("onnxruntime", "openvino", "opencv")),
         Format(
@@ -122,8 +128,19 @@ def check_runtime(name: str) -> None:
 
 
 def target_label(fmt: str, runtime: str, device: str) -> str:
-    tag = "" if primary_format(runtime).name == fmt else f"[{fmt}]"
+    """ "onnxruntime/cpu" for a runtime's fp32 file, "onnxruntime[int8]/cpu" for model-int8.onnx."""
+    primary = primary_format(runtime).name
+    tag = "" if primary == fmt else f"[{fmt.removeprefix(primary + '-')}]"
     return f"{runtime}{tag}/{device}"
+
+
+def runs_here(fmt: Format, device: str) -> str | None:
+    """Why `fmt` is not checked or timed on `device` (the hardware lacks its precision), or None."""
+    from toolkit.core.device import native_half_precisions
+
+    if fmt.native_only and fmt.precision not in native_half_precisions(device):
+        return f"{device} has no native {fmt.precision} (on CPUs: AMX or AVX-512-bf16); not checked or timed"
+    return None
 
 
 def runtime_class(name: str) -> type[Runtime]:

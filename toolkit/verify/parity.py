@@ -33,6 +33,7 @@ from toolkit.export.formats import (
     check_runtime,
     open_runtime,
     primary_format,
+    runs_here,
     runtime_class,
     target_label,
 )
@@ -173,7 +174,11 @@ def _targets(run_dir: Path, runtimes, devices, formats, notes: list[str]) -> lis
             continue
         cls = runtime_class(name)
         for d in devices or present:
-            if d not in cls.devices or (name, d) == ("eager", "cpu"):
+            if d not in cls.devices or (fmt_name, name, d) == ("checkpoint", "eager", "cpu"):  # the reference
+                continue
+            if runs_here(fmt, d):
+                if formats and fmt_name in formats:
+                    notes.append(f"skipped {target_label(fmt_name, name, d)}: {runs_here(fmt, d)}")
                 continue
             why = cls.unavailable_reason(d)
             if why is None:
@@ -255,11 +260,11 @@ def verify(
             path = run_dir / fmt.filename
             entry = RuntimeParity(name, device, fmt.name, fmt.precision, {})
             try:
-                if name == "eager":  # PyTorch on another device: no native library of its own to crash
-                    rt = open_runtime(name, path, device, threads)
+                if name == "eager":  # PyTorch itself: no native library of its own to crash
+                    rt = open_runtime(name, path, device, threads, **fmt.options)
                     outputs, entry.details, metadata = [rt.run(x) for x in inputs], rt.describe(), None
                 else:
-                    child = run_in_child(name, path, device, threads, inputs, label=entry.label)
+                    child = run_in_child(name, path, device, threads, inputs, label=entry.label, options=fmt.options)
                     outputs, entry.details, metadata = child.outputs, child.details, child.metadata
             except ToolkitError as exc:
                 entry.failures.append(str(exc) if str(exc).startswith(entry.label) else f"{entry.label}: {exc}")
