@@ -56,11 +56,17 @@ FORMATS: dict[str, Format] = {
     f.name: f
     for f in [
         Format("checkpoint", CHECKPOINT, None, ("eager",)),
-        # The checkpoint run under autocast: where the hardware has the type, what a half-precision deployment
-        # of the PyTorch model gives (TorchScript's frozen graphs ignore autocast, so it has no such variant).
+        Format("torchscript", "model.ts", "toolkit.export.torchscript:write", ("torchscript",)),
+        # The checkpoint and model.ts run under autocast (the frozen graph honours it): where the hardware has
+        # the type, what a half-precision deployment of the PyTorch model gives. No file of their own.
         Format("checkpoint-bf16", CHECKPOINT, None, ("eager",), "bf16", options={"amp": "bf16"}, native_only=True),
         Format("checkpoint-fp16", CHECKPOINT, None, ("eager",), "fp16", options={"amp": "fp16"}, native_only=True),
-        Format("torchscript", "model.ts", "toolkit.export.torchscript:write", ("torchscript",)),
+        Format(
+            "torchscript-bf16", "model.ts", None, ("torchscript",), "bf16", options={"amp": "bf16"}, native_only=True
+        ),
+        Format(
+            "torchscript-fp16", "model.ts", None, ("torchscript",), "fp16", options={"amp": "fp16"}, native_only=True
+        ),
         Format("onnx", "model.onnx", "toolkit.export.onnx:write", ("onnxruntime", "openvino", "opencv")),
         Format(
             "onnx-int8",

@@ -13,14 +13,16 @@ import torch
 from toolkit.core.device import pick_device, synchronize
 from toolkit.core.errors import ToolkitError, first_line
 from toolkit.runtimes.base import Runtime
+from toolkit.train.precision import autocast
 
 
 class TorchScriptRuntime(Runtime):
     name = "torchscript"
     devices = ("cpu", "cuda")
 
-    def __init__(self, path, device="cpu", threads=None):
+    def __init__(self, path, device="cpu", threads=None, *, amp: str = "off"):
         super().__init__(path, device, threads)
+        self.amp = amp  # the frozen graph honours autocast: bf16/fp16 here runs its convolutions in that type
         self.torch_device = pick_device(device)
         if threads:
             torch.set_num_threads(threads)
@@ -35,7 +37,8 @@ class TorchScriptRuntime(Runtime):
 
     @torch.inference_mode()
     def run(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.module(x.to(self.torch_device)).float().cpu()
+        with autocast(self.torch_device, self.amp):
+            out = self.module(x.to(self.torch_device)).float().cpu()
         synchronize(self.torch_device)
         return out
 
@@ -45,4 +48,5 @@ class TorchScriptRuntime(Runtime):
             "device": self.device,
             "provider": f"torch.jit {torch.__version__}",
             "threads": torch.get_num_threads(),
+            "amp": self.amp,
         }
