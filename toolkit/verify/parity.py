@@ -187,7 +187,8 @@ def _targets(run_dir: Path, runtimes, devices, formats, notes: list[str]) -> lis
                 raise DeviceError(why)
             elif f"skipped {name}/{d}: {why}" not in notes:
                 notes.append(f"skipped {name}/{d}: {why}")
-    if not any(fmt.writer for fmt, _, _ in targets):  # autocast runs of the checkpoint alone check no export
+    # Autocast runs of the checkpoint alone check no export, unless they were asked for by name.
+    if not any(fmt.writer or (formats and fmt.name in formats) for fmt, _, _ in targets):
         exports = [f.filename for f in FORMATS.values() if f.writer]
         why = "; ".join(notes) if notes else f"it has none of {', '.join(exports)}"
         raise ConfigError(
