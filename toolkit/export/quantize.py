@@ -90,10 +90,6 @@ def _copy_metadata(source: Path, path: Path, extra: dict[str, str]) -> dict[str,
     return counts
 
 
-def _source(options: dict[str, Any]) -> Path:
-    return Path(options["source_path"])
-
-
 def write_static(
     model: nn.Module,
     example: torch.Tensor,
@@ -111,7 +107,7 @@ def write_static(
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     validate(calibration_images=calibration_images, int8_preset=int8_preset, calibration=calibration)
-    source = _source(options)
+    source = Path(options["source_path"])  # model.onnx, which export() hands to the formats made from it
     preset, why = auto_preset() if int8_preset == "auto" else (int8_preset, "chosen with --int8-preset")
     activations, weights, reduce_range = PRESETS[preset]
     batches = calibration_batches(ckpt, calibration_images, data_dir)
@@ -165,7 +161,7 @@ def write_static(
 def write_dynamic(model: nn.Module, example: torch.Tensor, path: Path, ckpt: dict, **options: Any) -> dict[str, Any]:
     from onnxruntime import quantization as q
 
-    source = _source(options)
+    source = Path(options["source_path"])
     try:
         q.quantize_dynamic(str(source), str(path), op_types_to_quantize=DYNAMIC_OPS, weight_type=q.QuantType.QInt8)
     except Exception as exc:

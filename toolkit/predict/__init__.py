@@ -71,8 +71,9 @@ def predict(
         )
     run = Path(run_dir) if run_dir is not None else latest_run(artifacts)
     manifest, problem = read_manifest(run)
-    if problem:
-        raise ConfigError(f"{run}: {problem.split(';')[0]}; predict preprocesses from it: run `toolkit export {run}`")
+    if problem:  # the class names and the normalisation come from it, and from nothing else
+        what = "missing" if not (run / MANIFEST).is_file() else "unreadable"
+        raise ConfigError(f"{run}: {MANIFEST} is {what}; predict preprocesses from it: run `toolkit export {run}`")
     if not (run / fmt.filename).is_file():
         raise ConfigError(f"{run} has no {fmt.filename}; run `toolkit export {run} --format {fmt.name}` first")
     classes = manifest["classes"]
@@ -102,6 +103,6 @@ def to_json_lines(result: PredictResult) -> str:
     return "".join(json.dumps(p.to_dict()) + "\n" for p in result.predictions)
 
 
-__all__ = ["MANIFEST", "PredictResult", "Prediction", "predict"]
+__all__ = ["PredictResult", "Prediction", "predict"]
 
 make_callable(__name__, predict)
