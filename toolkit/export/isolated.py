@@ -1,14 +1,17 @@
 """Run a runtime over fixed input batches in its own process: a crash in native code becomes one line.
 
 Export's self-check and verify call every non-eager runtime through here. The inputs travel as a .npy
-file (the test set is ~120 MB of floats, too much for a pipe); the logits come back through the queue.
+file written once for all children (the test set is ~120 MB of floats, too much for a pipe); the logits
+come back as the child's result.
 A runtime that segfaults or aborts inside onnxruntime, OpenVINO or OpenCV is reported as
 "openvino/cpu: its process died from signal SIGSEGV ...", and the caller goes on with the others.
 """
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,32 +30,49 @@ class ChildRun:
     metadata: dict[str, str] | None  # the file's toolkit.* metadata where the runtime reads it
 
 
+@dataclass(frozen=True)
+class SavedInputs:
+    path: Path  # one .npy of all batches, concatenated
+    sizes: tuple[int, ...]  # batch sizes, in order
+
+
+@contextlib.contextmanager
+def saved_inputs(batches: list[torch.Tensor]) -> Iterator[SavedInputs]:
+    """Write `batches` once for any number of children to read; removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="toolkit-inputs-") as tmp:
+        path = Path(tmp) / "inputs.npy"
+        np.save(path, torch.cat(batches).numpy())
+        yield SavedInputs(path, tuple(len(b) for b in batches))
+
+
 def run_in_child(
     runtime: str,
     path: str | Path,
     device: str,
     threads: int | None,
-    batches: list[torch.Tensor],
+    inputs: list[torch.Tensor] | SavedInputs,
     *,
     label: str,
     options: dict | None = None,
     timeout_s: float = 3600,
 ) -> ChildRun:
-    """`batches` through `runtime` loading `path` on `device`, in a fresh process; ToolkitError on any failure."""
-    with tempfile.TemporaryDirectory(prefix="toolkit-inputs-") as tmp:
-        inputs = Path(tmp) / "inputs.npy"
-        np.save(inputs, torch.cat(batches).numpy())
-        spec = {
-            "runtime": runtime,
-            "path": str(path),
-            "device": device,
-            "threads": threads,
-            "options": options or {},
-            "inputs": str(inputs),
-            "sizes": [len(b) for b in batches],
-            "label": label,
-        }
-        got = run_isolated(_worker, spec, label=label, timeout_s=timeout_s)
+    """`inputs` through `runtime` loading `path` on `device`, in a fresh process; ToolkitError on any failure."""
+    if not isinstance(inputs, SavedInputs):
+        with saved_inputs(inputs) as saved:
+            return run_in_child(
+                runtime, path, device, threads, saved, label=label, options=options, timeout_s=timeout_s
+            )
+    spec = {
+        "runtime": runtime,
+        "path": str(path),
+        "device": device,
+        "threads": threads,
+        "options": options or {},
+        "inputs": str(inputs.path),
+        "sizes": list(inputs.sizes),
+        "label": label,
+    }
+    got = run_isolated(_worker, spec, label=label, timeout_s=timeout_s)
     return ChildRun([torch.from_numpy(o) for o in got["outputs"]], got["details"], got["metadata"])
 
 

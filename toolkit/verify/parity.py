@@ -12,6 +12,7 @@ Nothing compared is not a pass: a run without exports is an error.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -37,7 +38,7 @@ from toolkit.export.formats import (
     runtime_class,
     target_label,
 )
-from toolkit.export.isolated import run_in_child
+from toolkit.export.isolated import run_in_child, saved_inputs
 from toolkit.export.manifest import read_manifest
 from toolkit.train.checkpoint import load_checkpoint
 
@@ -243,6 +244,7 @@ def verify(
     # TF32 would move CUDA logits by ~1e-2; parity is about the export, not the GPU's fast math.
     tf32 = {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32}
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    stack = contextlib.ExitStack()
     try:
         reference = open_runtime("eager", run_dir / CHECKPOINT, "cpu", threads)
         ref_logits = [reference.run(x) for x in inputs]
@@ -257,6 +259,7 @@ def verify(
         if problem:
             notes.append(problem)
         entries = []
+        shared = stack.enter_context(saved_inputs(inputs))  # written once, read by every runtime's process
         for fmt, name, device in targets:
             path = run_dir / fmt.filename
             entry = RuntimeParity(name, device, fmt.name, fmt.precision, {})
@@ -265,7 +268,7 @@ def verify(
                     rt = open_runtime(name, path, device, threads, **fmt.options)
                     outputs, entry.details, metadata = [rt.run(x) for x in inputs], rt.describe(), None
                 else:
-                    child = run_in_child(name, path, device, threads, inputs, label=entry.label, options=fmt.options)
+                    child = run_in_child(name, path, device, threads, shared, label=entry.label, options=fmt.options)
                     outputs, entry.details, metadata = child.outputs, child.details, child.metadata
             except ToolkitError as exc:
                 entry.failures.append(str(exc) if str(exc).startswith(entry.label) else f"{entry.label}: {exc}")
@@ -276,6 +279,7 @@ def verify(
             _judge(entry, thresholds)
             entries.append(entry)
     finally:
+        stack.close()
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32["matmul"], tf32["cudnn"]
     if manifest and manifest.get("source_checkpoint", {}).get("sha256") != sha256(run_dir / CHECKPOINT):
         notes.append("the checkpoint changed after the export; re-run toolkit export")
