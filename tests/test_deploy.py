@@ -76,7 +76,7 @@ def test_the_int8_preset_follows_the_cpu(monkeypatch):
     assert quantize.auto_preset()[0] == "u8s8-rr"
     flags["avx512_vnni"] = True
     preset, why = quantize.auto_preset()
-    assert preset == "s8s8" and "avx512_vnni" in why
+    assert preset == "u8s8" and "avx512_vnni" in why
 
 
 def test_verify_gates_low_precision_files_by_accuracy_and_agreement(run_copy):
@@ -316,3 +316,32 @@ def test_eager_bf16_is_checked_only_where_the_cpu_has_it(run_copy, monkeypatch, 
     assert entry.label == "eager[bf16]/cpu" and entry.precision == "bf16" and entry.details["amp"] == "bf16"
     # bf16 logits differ from fp32 by far more than atol 1e-4; they are gated by accuracy and agreement.
     assert entry.max_abs > 1e-4 and entry.passed == (entry.agreement >= 97 and -entry.acc_delta <= 0.5)
+
+
+def test_bench_notes_a_file_its_runtime_cannot_run_and_times_the_rest(run_copy):
+    (run_copy / "model-int8-dynamic.onnx").write_bytes(b"not onnx any more")
+    r = run(
+        "bench",
+        run_copy,
+        "--runtime",
+        "onnxruntime",
+        "--batch-sizes",
+        "1",
+        "--rounds",
+        "3",
+        "--warmup",
+        "1",
+        "--budget",
+        "1",
+        "--threads",
+        "1",
+        "--no-train",
+        "--device",
+        "cpu",
+    )
+    assert r.exit_code == 0, r.output
+    result = json.loads((run_copy / "bench.json").read_text())
+    timed = {c["format"] for c in result["inference"]}
+    assert timed == {"onnx", "onnx-int8"}  # fp16 is not timed on the CPU provider, the broken file failed
+    assert any(n.startswith("not timed: onnxruntime[int8-dynamic]/cpu") for n in result["notes"])
+    assert "not timed: onnxruntime[int8-dynamic]/cpu" in (run_copy / "bench.md").read_text()

@@ -59,6 +59,9 @@ def train(
     ] = None,
     limit_train: Annotated[Optional[int], Opt(help="Use the first N training images.")] = None,
     limit_test: Annotated[Optional[int], Opt(help="Use the first N test images.")] = None,
+    val_size: Annotated[
+        Optional[int], Opt(help="Hold out N training images (stratified, fixed by --seed) for validation.")
+    ] = None,
     seed: Annotated[Optional[int], Opt(help="Seed for weights, shuffling and augmentation [0].")] = None,
     out: Annotated[Optional[str], Opt(help="Output folder; the run goes to OUT/RUN_NAME [artifacts].")] = None,
     run_name: Annotated[Optional[str], Opt(help="Run folder name [MODEL-YYYYmmdd-HHMMSS-xxxx].")] = None,
@@ -69,11 +72,15 @@ def train(
     ] = None,
     compile: Annotated[Optional[bool], Opt("--compile/--no-compile", help="torch.compile the model [no].")] = None,
     progress: Annotated[str, Opt(help="auto | bar | plain | none.")] = "auto",
+    config: Annotated[
+        Optional[str], Opt(help="TOML or JSON file of TrainConfig fields; options given here override it.")
+    ] = None,
 ):
     """Train a model on CIFAR-10/100 (or a synthetic set); writes checkpoint.pt, metrics.jsonl, summary.json.
 
     With --resume, options other than --epochs, --device, --data-dir and --download must match the run's.
     """
+    from toolkit.train.config import load_config_file
     from toolkit.train.loop import train as run_training
     from toolkit.train.progress import PlainReporter, Reporter, RichReporter
 
@@ -95,6 +102,7 @@ def train(
         download=download,
         limit_train=limit_train,
         limit_test=limit_test,
+        val_size=val_size,
         seed=seed,
         out=out,
         run_name=run_name,
@@ -108,10 +116,14 @@ def train(
     with user_errors():
         if reporter is None:
             raise ToolkitError(f"unknown --progress {progress!r}; choose auto, bar, plain or none")
+        if config is not None and resume is not None:
+            raise ToolkitError("--config starts a new run; --resume continues one with its own configuration")
+        base = load_config_file(config) if config is not None else None
         rep = reporter()
         try:
-            # Only what was typed is passed on: the library fills the rest, and refuses changes on --resume.
-            run_training(resume=resume, reporter=rep, **{k: v for k, v in given.items() if v is not None})
+            # Only what was typed is passed on: it overrides the file, the library fills the rest from the
+            # recipe, and refuses changes on --resume.
+            run_training(base, resume=resume, reporter=rep, **{k: v for k, v in given.items() if v is not None})
         finally:
             rep.close()
 

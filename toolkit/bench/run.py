@@ -16,7 +16,7 @@ from typing import Any
 from toolkit.bench.cases import inference_worker, peak_worker, training_worker
 from toolkit.bench.timing import DEFAULT_BATCHES, forward_flops, harness_overhead_s
 from toolkit.core.device import available_devices, native_half_precisions
-from toolkit.core.errors import ConfigError, DeviceError, RunFolderError
+from toolkit.core.errors import ConfigError, DeviceError, RunFolderError, ToolkitError
 from toolkit.core.isolate import run_isolated
 from toolkit.core.machine import machine_info
 from toolkit.core.runs import CHECKPOINT, ensure_writable, is_trained_run, latest_run
@@ -215,7 +215,12 @@ def run_bench(
     inference, notes = [], []
     for spec in _inference_specs(run, config, threads, notes):
         label = spec["label"] + (f" {spec['variant']}" if spec["variant"] else "")
-        res = run_isolated(inference_worker, spec, label=label)
+        try:
+            res = run_isolated(inference_worker, spec, label=label)
+        except ToolkitError as exc:  # one runtime that cannot load or run its file is a note, not the end
+            notes.append(f"not timed: {exc}")
+            progress(f"  {label}: failed, see the notes")
+            continue
         inference.append(res)
         progress(f"  {label}: best {max(r['img_per_s'] for r in res['results']):,.0f} img/s")
     training = []
@@ -260,20 +265,21 @@ def _share_of_peak(inference: list[dict], training: list[dict], peak: dict, flop
     """Set pct_of_peak on every result (training counts 3x the forward FLOPs); list those above 100 %."""
     disturbed = []
 
-    def share(img_per_s: float, device: str, factor: int, label: str) -> float | None:
+    def share(img_per_s: float, device: str, factor: int, label: str, fp32: bool = True) -> float | None:
         p = peak.get(device)
         if not p:
             return None
         pct = 100 * img_per_s * factor * flops / (p * 1e9)
-        if pct > DISTURBED_PCT:
+        # Only an fp32 case is bounded by the fp32 peak; int8 and bf16 kernels can pass it legitimately.
+        if pct > DISTURBED_PCT and fp32:
             disturbed.append(f"{label}: {pct:.0f} % of the measured peak")
         return pct
 
     for case in inference:
+        fp32 = case.get("precision", "fp32") == "fp32" and "bf16" not in case.get("variant", "")
         for r in case["results"]:
-            r["pct_of_peak"] = share(
-                r["img_per_s"], case["device"], 1, f"{case['runtime']}/{case['device']} batch {r['batch_size']}"
-            )
+            label = f"{case.get('label', case['runtime'])} batch {r['batch_size']}"
+            r["pct_of_peak"] = share(r["img_per_s"], case["device"], 1, label, fp32)
     for res in training:
         res["pct_of_peak"] = share(res["img_per_s"], res["device"], 3, f"train {res['name']}/{res['device']}")
     return disturbed
@@ -330,5 +336,5 @@ def recommend(result: dict[str, Any], run: Path) -> dict[str, Any]:
         "speedup_vs_eager_fp32": factor,
         "accuracy_cost_pt": acc_cost,
         "text": f"recommended on this machine: {label} at batch {largest}, {s:,.0f} img/s, {factor:.2f}x eager "
-        f"fp32 CPU, accuracy cost {acc_cost:+.2f} pt on the test set (passed toolkit verify)",
+        f"fp32 CPU, test accuracy {-acc_cost:+.2f} pt against eager fp32 (passed toolkit verify)",
     }

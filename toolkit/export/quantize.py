@@ -7,8 +7,11 @@ weights, calibrated on training images preprocessed exactly as at evaluation (no
 The preset is chosen from the CPU, and recorded. x86 CPUs without VNNI multiply u8 x s8 with an
 instruction (vpmaddubsw) whose 16-bit sums saturate; u8 activations with 7-bit weights (reduce_range)
 stay clear of it and are fast there, while s8 x s8 is emulated (measured on a 2-core AVX2 EPYC,
-resnet20 batch 256: u8s8-rr 1.50x fp32 onnxruntime, s8s8 0.58x). With VNNI or AMX, s8s8 is onnxruntime's
-documented choice and runs without saturation.
+resnet20 batch 256: u8s8-rr 1.50x fp32 onnxruntime, s8s8 0.58x). VNNI (vpdpbusd) and AMX accumulate
+u8 x s8 in 32 bits, so full-range u8s8 does not saturate there; s8s8, onnxruntime's documented choice for
+them, measured slower on a 2-core AMX Xeon with onnxruntime 1.32 at batch 256 (trained resnet20: s8s8
+1,367 img/s, 0.48x fp32; u8s8 5,211, 1.86x; tutorial CNN and fast-cnn: u8s8 as fast or faster), so u8s8
+is chosen there. `--int8-preset` overrides either choice.
 
 Dynamic: weights quantized ahead, activations per batch at run time, MatMul/Gemm only: for
 Linear-heavy models (the tutorial CNN's fc1 holds 25.7 M of its 25.8 M parameters).
@@ -42,7 +45,7 @@ def auto_preset() -> tuple[str, str]:
     flags = cpu_flags()
     have = [f for f in ("amx_int8", "avx512_vnni", "avx_vnni") if flags.get(f)]
     if have:
-        return "s8s8", f"this CPU has {', '.join(have)}: signed int8 dot products without saturation"
+        return "u8s8", f"this CPU has {', '.join(have)}: u8 x s8 dot products accumulate in 32 bits, no saturation"
     return "u8s8-rr", "this CPU has no VNNI: u8 activations x 7-bit weights avoid vpmaddubsw saturation"
 
 

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import difflib
+import json
 import math
 import secrets
+import sys
 import time
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
-from toolkit.core.errors import ConfigError
+from toolkit.core.errors import ConfigError, first_line
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 from toolkit.data import DATASETS
 from toolkit.models import Recipe, get_spec
 
@@ -55,6 +64,7 @@ class TrainConfig:
     device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda[:N] | mps
     limit_train: int | None = None  # first N training images only
     limit_test: int | None = None  # first N test images only
+    val_size: int | None = None  # hold out N training images (stratified, fixed by the seed) as a validation set
     seed: int = 0
     out: str = "artifacts"
     run_name: str | None = None  # None: <model>-<YYYYmmdd-HHMMSS>-<4 random hex digits>, unique per start
@@ -83,6 +93,7 @@ class TrainConfig:
             "eval_batch_size": self.eval_batch_size,
             "limit_train": self.limit_train,
             "limit_test": self.limit_test,
+            "val_size": self.val_size,
         }
         for name, value in positive.items():
             if value is not None and value < 1:
@@ -127,6 +138,73 @@ class TrainConfig:
         neutral = asdict(Recipe())
         values.update({k: neutral[k] for k in neutral if values.get(k) is None})
         return cls(**values)
+
+
+def load_config_file(path: str | Path) -> TrainConfig:
+    """A TrainConfig from a TOML or JSON file of its fields; an unknown key or a wrong type is one line naming it.
+
+    Only the fields given are set; the others keep their defaults (recipe fields: the model's recipe).
+    Nothing in the file is executed or evaluated: TOML and JSON are data.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(path.read_text())
+        elif path.suffix == ".json":
+            data = json.loads(path.read_text())
+        else:
+            raise ConfigError(f"config file {path}: use a .toml or .json file")
+    except (ValueError, UnicodeDecodeError) as exc:  # TOMLDecodeError and JSONDecodeError are ValueErrors
+        raise ConfigError(f"config file {path} is not valid {path.suffix[1:].upper()}: {first_line(exc)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a table of TrainConfig fields, got {type(data).__name__}")
+    types = {f.name: str(f.type) for f in fields(TrainConfig)}
+    values = {}
+    for key, value in data.items():
+        if key not in types:
+            close = difflib.get_close_matches(key, types, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"config file {path}: unknown key {key!r}{hint}")
+        values[key] = _typed(path, key, value, types[key])
+    return TrainConfig(**values)
+
+
+def _typed(path: Path, key: str, value: Any, annotation: str) -> Any:
+    """`value` checked against the field's annotation ("float | None", "tuple[tuple[str, float], ...]", ...)."""
+    optional = annotation.endswith("| None")
+    base = annotation.removesuffix(" | None")
+
+    def wrong(what: str) -> ConfigError:
+        return ConfigError(f"config file {path}: {key!r} must be {what}, got {value!r}")
+
+    if value is None:
+        if optional:
+            return None
+        raise wrong(base)
+    if base == "bool":
+        if not isinstance(value, bool):
+            raise wrong("true or false")
+        return value
+    if base == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong("an integer")
+        return value
+    if base == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise wrong("a number")
+        return float(value)
+    if base == "str":
+        if not isinstance(value, str):
+            raise wrong("a string")
+        return value
+    # tuple[tuple[str, float], ...]: a list of [name, number] pairs
+    if not isinstance(value, list) or not all(
+        isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], (int, float)) for p in value
+    ):
+        raise wrong('a list of ["name", number] pairs')
+    return tuple((p[0], float(p[1])) for p in value)
 
 
 def _tuples(value: Any) -> Any:

@@ -27,7 +27,15 @@ from toolkit.core.device import pick_device, synchronize
 from toolkit.core.errors import ConfigError, Interrupted, TrainingDiverged
 from toolkit.core.files import write_json, write_text
 from toolkit.core.runs import CHECKPOINT, METRICS, SUMMARY, claim_run_dir
-from toolkit.data import ImageSet, TensorLoader, load_dataset, normalization, num_classes, provenance
+from toolkit.data import (
+    ImageSet,
+    TensorLoader,
+    load_dataset,
+    normalization,
+    num_classes,
+    provenance,
+    stratified_split,
+)
 from toolkit.models import create_model, get_spec
 from toolkit.train import distributed
 from toolkit.train.checkpoint import load_checkpoint, make_payload, save_checkpoint, versions
@@ -90,6 +98,7 @@ class Training:
     state: TrainState
     lookahead: Lookahead | None = None
     data_provenance: dict | None = None  # which copy of the data set (official files or not)
+    val_loader: TensorLoader | None = None  # --val-size images held out of the training set
 
     @property
     def total_steps(self) -> int:
@@ -130,6 +139,9 @@ def prepare(
         test_set = load_dataset(
             cfg.dataset, False, cfg.data_dir, limit=cfg.limit_test, download=cfg.download, seed=cfg.seed
         )
+    val_set = None
+    if cfg.val_size:
+        train_set, val_set = stratified_split(train_set, cfg.val_size, cfg.seed)
     mean, std = normalization(cfg.dataset, cfg.normalize)
     common = dict(device=device, mean=mean, std=std, channels_last=cfg.channels_last)
     train_loader = TensorLoader(
@@ -147,6 +159,7 @@ def prepare(
         **common,
     )
     test_loader = TensorLoader(test_set, cfg.eval_batch_size, **common)
+    val_loader = TensorLoader(val_set, cfg.eval_batch_size, **common) if val_set is not None else None
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank and every resume
     precision = Precision(cfg.amp, cfg.channels_last, cfg.compile, device)
@@ -190,6 +203,7 @@ def prepare(
         state,
         lookahead,
         data_provenance,
+        val_loader,
     )
 
 
@@ -255,12 +269,16 @@ def run_epoch(
     train_seconds = seconds_before + time.perf_counter() - t0
     loss_sum, correct, seen = t.dist.all_reduce_sums(sums.loss_sum, sums.correct, sums.seen)
     test_acc, test_loss = evaluate(t.model, t.test_loader, cfg.amp)
+    val = {}
+    if t.val_loader is not None:
+        val["val_acc"], val["val_loss"] = evaluate(t.model, t.val_loader, cfg.amp)
     tta = {}
     if cfg.tta != "none" and (last or cfg.stop_at_accuracy is not None):  # six views cost six evaluations
         tta["test_acc_tta"] = evaluate(t.model, t.test_loader, cfg.amp, cfg.tta)[0]
     epoch_seconds = seconds_before + time.perf_counter() - t0
     return {
         **tta,
+        **val,
         "epoch": epoch + 1,
         "train_loss": loss_sum / seen,
         "train_acc": 100.0 * correct / seen,
@@ -295,6 +313,9 @@ def summarize(t: Training, run_dir: Path) -> dict[str, Any]:
         "tta": cfg.tta,
         "best_test_acc": best["test_acc"],
         "best_epoch": best["epoch"],
+        "final_val_acc": metrics[-1].get("val_acc"),
+        "best_val_acc": max((m["val_acc"] for m in metrics if "val_acc" in m), default=None),
+        "val_size": cfg.val_size,
         "reference_accuracy": ref,
         "reference_source": spec.source,
         "delta_vs_reference": None if ref is None else compared - ref,
@@ -439,6 +460,7 @@ def _describe(t: Training, run_dir: Path, *, resumed: bool) -> dict[str, Any]:
         "device": str(t.device),
         "world_size": t.dist.world_size,
         "train_size": t.train_loader.num_samples,
+        "val_size": t.val_loader.num_samples if t.val_loader is not None else 0,
         "test_size": t.test_loader.num_samples,
         "fused_optimizer": t.fused,
         "resumed_from_epoch": t.state.epoch if resumed else None,

@@ -8,9 +8,10 @@ from typing import Any, TextIO
 
 def format_epoch(m: dict[str, Any], total: int) -> str:
     tta = f" (TTA {m['test_acc_tta']:6.2f}%)" if m.get("test_acc_tta") is not None else ""
+    val = f"val acc {m['val_acc']:6.2f}%  " if m.get("val_acc") is not None else ""
     return (
         f"epoch {m['epoch']:>3}/{total}  train loss {m['train_loss']:.4f}  train acc {m['train_acc']:6.2f}%  "
-        f"test acc {m['test_acc']:6.2f}%{tta}  {m['img_per_s']:8.1f} img/s  {m['epoch_seconds']:7.1f} s"
+        f"{val}test acc {m['test_acc']:6.2f}%{tta}  {m['img_per_s']:8.1f} img/s  {m['epoch_seconds']:7.1f} s"
     )
 
 
@@ -21,8 +22,9 @@ def format_summary(s: dict[str, Any]) -> str:
         else (f" (reference {s['reference_accuracy']:.2f}%, delta {s['delta_vs_reference']:+.2f} pt)")
     )
     tta = f", with TTA {s['final_test_acc_tta']:.2f}%" if s.get("final_test_acc_tta") is not None else ""
+    val = f"final val acc {s['final_val_acc']:.2f}%, " if s.get("final_val_acc") is not None else ""
     return (
-        f"done: final test acc {s['final_test_acc']:.2f}%{tta}{ref}, best {s['best_test_acc']:.2f}% "
+        f"done: {val}final test acc {s['final_test_acc']:.2f}%{tta}{ref}, best {s['best_test_acc']:.2f}% "
         f"at epoch {s['best_epoch']}, {s['total_seconds']:.1f} s, {s['img_per_s']:.1f} img/s on "
         f"{s['device']} -> {s['run_dir']}"
     )
@@ -54,7 +56,8 @@ class PlainReporter(Reporter):
         resumed = "" if info["resumed_from_epoch"] is None else f", resumed after epoch {info['resumed_from_epoch']}"
         self._say(
             f"training {info['model']} on {info['device']} x{info['world_size']} "
-            f"({info['train_size']} train / {info['test_size']} test images, {info['threads']} threads, "
+            f"({info['train_size']} train / {f'{v} val / ' if (v := info.get('val_size')) else ''}"
+            f"{info['test_size']} test images, {info['threads']} threads, "
             f"amp {info['amp']}{resumed}) -> {info['run_dir']}"
         )
         if info.get("compile_skipped"):

@@ -1,0 +1,93 @@
+"""Experiments: the validation split and config files (file < flags)."""
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from tests.helpers import TINY
+from tests.test_cli_train import assert_one_line_error
+from toolkit.cli import app
+from toolkit.core.errors import ConfigError
+from toolkit.data import load_dataset, stratified_split
+from toolkit.train import train
+from toolkit.train.config import load_config_file
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_the_validation_split_is_stratified_disjoint_and_fixed_by_the_seed():
+    data = load_dataset("synthetic", True, None, limit=1000)
+    train_a, val_a = stratified_split(data, 100, seed=0)
+    train_b, val_b = stratified_split(data, 100, seed=0)
+    _, val_c = stratified_split(data, 100, seed=1)
+    assert len(val_a) == 100 and len(train_a) == 900
+    assert torch.equal(val_a.images, val_b.images) and not torch.equal(val_a.images, val_c.images)
+    counts, val_counts = torch.bincount(data.labels, minlength=10), torch.bincount(val_a.labels, minlength=10)
+    assert ((val_counts.double() - counts.double() / 10).abs() < 1).all()  # each class its share, rounded
+    # Disjoint, and together exactly the training set: every image is in one of the two, once.
+    flat = lambda s: {bytes(img.numpy()) for img in s.images}  # noqa: E731
+    assert not flat(train_a) & flat(val_a) and flat(train_a) | flat(val_a) == flat(data)
+    for bad in (0, 1000):
+        with pytest.raises(ConfigError, match="--val-size must be between 1 and 999"):
+            stratified_split(data, bad, seed=0)
+
+
+def test_val_accuracy_is_reported_every_epoch(tmp_path):
+    cfg = {**TINY, "limit_train": 64, "epochs": 2}
+    result = train(model="resnet20", out=str(tmp_path), run_name="v", val_size=16, **cfg)
+    lines = [json.loads(x) for x in (tmp_path / "v" / "metrics.jsonl").read_text().splitlines()]
+    assert [("val_acc" in m and "val_loss" in m and "test_acc" in m) for m in lines] == [True, True]
+    s = json.loads((tmp_path / "v" / "summary.json").read_text())
+    assert s["val_size"] == 16 and s["final_val_acc"] == lines[-1]["val_acc"]
+    assert s["best_val_acc"] == max(m["val_acc"] for m in lines)
+    assert result.summary["final_val_acc"] == s["final_val_acc"]
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_config_file_then_flags(tmp_path):
+    cfg = _write(tmp_path / "c.toml", 'model = "resnet20"\nlr = 0.05\nepochs = 1\nlabel_smoothing = 0.1\n')
+    small = ["--dataset", "synthetic", "--limit-train", "32", "--limit-test", "32", "--batch-size", "32"]
+    r = run(
+        "train", "--config", cfg, "--lr", "0.01", *small, "--out", tmp_path, "--run-name", "r", "--progress", "none"
+    )
+    assert r.exit_code == 0, r.output
+    saved = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)["train_config"]
+    assert saved["model"] == "resnet20" and saved["lr"] == 0.01  # the flag beat the file
+    assert saved["label_smoothing"] == 0.1 and saved["epochs"] == 1  # the file beat the recipe
+    assert saved["optimizer"] == "sgd" and saved["weight_decay"] == 1e-4  # the recipe filled the rest
+    as_json = _write(tmp_path / "c.json", json.dumps({"model": "resnet20", "epochs": 1, "val_size": 8}))
+    assert load_config_file(as_json).val_size == 8
+
+
+@pytest.mark.parametrize(
+    "name, text, fragment",
+    [
+        ("a.toml", "learning_rate = 0.1\n", "unknown key 'learning_rate'"),
+        ("a.toml", "epoch = 3\n", "(did you mean 'epochs'?)"),
+        ("a.toml", 'lr = "fast"\n', "'lr' must be a number, got 'fast'"),
+        ("a.toml", "augment = 1\n", "'augment' must be true or false, got 1"),
+        ("a.toml", "batch_size = 6.5\n", "'batch_size' must be an integer, got 6.5"),
+        ("a.toml", "lr = [0.1\n", "is not valid TOML"),
+        ("a.json", "[1, 2]", "expected a table of TrainConfig fields"),
+        ("a.yaml", "lr: 0.1", "use a .toml or .json file"),
+        ("a.toml", 'lr_scales = [["norm"]]\n', "'lr_scales' must be a list of [\"name\", number] pairs"),
+    ],
+)
+def test_bad_config_files(tmp_path, name, text, fragment):
+    path = _write(tmp_path / name, text)
+    assert_one_line_error(run("train", "--config", path, "--out", tmp_path), fragment, str(path))
+
+
+def test_a_config_value_out_of_range_is_the_usual_error(tmp_path):
+    path = _write(tmp_path / "c.toml", "lr = -1.0\n")
+    assert_one_line_error(run("train", "--config", path, "--out", tmp_path), "--lr must be a positive finite number")
