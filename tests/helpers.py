@@ -57,3 +57,24 @@ class SegfaultRuntime:
 
     def run(self, x):
         os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def exported_tiny_run(folder: Path, model: str, *export_args: str) -> Path:
+    """tiny_run, then `toolkit export` through the CLI (fp32 files unless `export_args` say otherwise)."""
+    from typer.testing import CliRunner
+
+    from toolkit.cli import app
+
+    run_dir = tiny_run(folder, model)
+    r = CliRunner().invoke(app, ["export", str(run_dir), *export_args])
+    assert r.exit_code == 0, r.output
+    return run_dir
+
+
+def copy_run(run_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of a module-scoped run folder, for a test that damages it."""
+    import shutil
+
+    dest = tmp_path / "run"
+    shutil.copytree(run_dir, dest)
+    return dest

@@ -1,7 +1,6 @@
 """Deployment: INT8 and fp16 files gated by verify, OpenVINO and OpenCV, crash isolation, `toolkit predict`."""
 
 import json
-import shutil
 import time
 
 import numpy as np
@@ -10,7 +9,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from tests.helpers import tiny_run
+from tests.helpers import copy_run, exported_tiny_run, tiny_run
 from tests.test_cli_train import assert_one_line_error
 from toolkit.bench.run import recommend
 from toolkit.cli import app
@@ -37,17 +36,14 @@ def needs(runtime):
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory):
     """A tiny tutorial-CNN run exported to every format, the low-precision ones through the CLI."""
-    run_dir = tiny_run(tmp_path_factory.mktemp("runs"), "tutorial-cnn")
-    r = run("export", run_dir, "--format", "all", "--calibration-images", "64")
-    assert r.exit_code == 0, r.output
-    return run_dir
+    return exported_tiny_run(
+        tmp_path_factory.mktemp("runs"), "tutorial-cnn", "--format", "all", "--calibration-images", "64"
+    )
 
 
 @pytest.fixture
 def run_copy(deployed, tmp_path):
-    dest = tmp_path / "run"
-    shutil.copytree(deployed, dest)
-    return dest
+    return copy_run(deployed, tmp_path)
 
 
 def test_low_precision_files_are_written_checked_and_described(deployed):

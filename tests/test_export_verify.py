@@ -9,7 +9,7 @@ import pytest
 from onnx import numpy_helper
 from typer.testing import CliRunner
 
-from tests.helpers import tiny_run
+from tests.helpers import copy_run, exported_tiny_run, tiny_run
 from tests.test_cli_train import assert_one_line_error
 from toolkit.cli import app
 from toolkit.core.device import native_half_precisions
@@ -25,17 +25,12 @@ def run(*args):
 
 @pytest.fixture(scope="module")
 def exported_run(tmp_path_factory):
-    run_dir = tiny_run(tmp_path_factory.mktemp("runs"), "resnet20")
-    r = run("export", run_dir)
-    assert r.exit_code == 0, r.output
-    return run_dir
+    return exported_tiny_run(tmp_path_factory.mktemp("runs"), "resnet20")
 
 
 @pytest.fixture
 def run_copy(exported_run, tmp_path):
-    dest = tmp_path / "run"
-    shutil.copytree(exported_run, dest)
-    return dest
+    return copy_run(exported_run, tmp_path)
 
 
 def test_export_writes_checked_files_and_manifest(exported_run):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ class Runtime(ABC):
     name: str = ""
     #: devices this runtime can use at all; which are present is checked when it opens
     devices: tuple[str, ...] = ("cpu",)
+    #: the package an optional runtime needs (installed by the extra named like the runtime), or None
+    module: str | None = None
 
     def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None):
         if threads is not None and threads < 1:
@@ -24,6 +27,8 @@ class Runtime(ABC):
     @classmethod
     def unavailable_reason(cls, device: str) -> str | None:
         """Why this runtime cannot use `device` here (a missing package or provider), or None."""
+        if cls.module is not None and importlib.util.find_spec(cls.module) is None:
+            return f"{cls.name} is not installed (pip install -e '.[{cls.name}]')"
         return None if device in cls.devices else f"{cls.name} has no {device} support"
 
     @abstractmethod

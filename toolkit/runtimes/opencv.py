@@ -21,13 +21,7 @@ class OpenCvRuntime(Runtime):
     name = "opencv"
     devices = ("cpu",)
 
-    @classmethod
-    def unavailable_reason(cls, device: str) -> str | None:
-        try:
-            import cv2  # noqa: F401
-        except ImportError:
-            return "opencv is not installed (pip install -e '.[opencv]')"
-        return super().unavailable_reason(device)
+    module = "cv2"  # from the extra of the same name; missing, the runtime is skipped with a note
 
     def __init__(self, path, device="cpu", threads=None):
         super().__init__(path, device, threads)

@@ -26,13 +26,7 @@ class OpenVinoRuntime(Runtime):
     name = "openvino"
     devices = ("cpu",)
 
-    @classmethod
-    def unavailable_reason(cls, device: str) -> str | None:
-        try:
-            import openvino  # noqa: F401
-        except ImportError:
-            return "openvino is not installed (pip install -e '.[openvino]')"
-        return super().unavailable_reason(device)
+    module = "openvino"  # from the extra of the same name; missing, the runtime is skipped with a note
 
     def __init__(self, path, device="cpu", threads=None, *, hint: str = "latency", precision: str = "f32"):
         super().__init__(path, device, threads)
