@@ -278,7 +278,7 @@ def _share_of_peak(inference: list[dict], training: list[dict], peak: dict, flop
     for case in inference:
         fp32 = case.get("precision", "fp32") == "fp32" and "bf16" not in case.get("variant", "")
         for r in case["results"]:
-            label = f"{case.get('label', case['runtime'])} batch {r['batch_size']}"
+            label = f"{case.get('label', case['runtime'] + '/' + case['device'])} batch {r['batch_size']}"
             r["pct_of_peak"] = share(r["img_per_s"], case["device"], 1, label, fp32)
     for res in training:
         res["pct_of_peak"] = share(res["img_per_s"], res["device"], 3, f"train {res['name']}/{res['device']}")
