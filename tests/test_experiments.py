@@ -91,3 +91,33 @@ def test_bad_config_files(tmp_path, name, text, fragment):
 def test_a_config_value_out_of_range_is_the_usual_error(tmp_path):
     path = _write(tmp_path / "c.toml", "lr = -1.0\n")
     assert_one_line_error(run("train", "--config", path, "--out", tmp_path), "--lr must be a positive finite number")
+
+
+def test_runs_lists_every_run_and_skips_unreadable_ones(tmp_path):
+    out = tmp_path / "artifacts"
+    train(model="resnet20", out=str(out), run_name="a", **TINY)
+    train(model="tutorial-cnn", out=str(out / "group"), run_name="b", val_size=8, **{**TINY, "limit_train": 64})
+    (out / "broken").mkdir()
+    (out / "broken" / "metrics.jsonl").write_text("{not json\n")
+    r = run("runs", "--out", out, "--json", "--sort", "model")
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(x["run"], x["model"], x["state"]) for x in rows] == [
+        ("a", "resnet20", "finished"),
+        ("group/b", "tutorial-cnn", "finished"),
+    ]
+    summary_b = json.loads((out / "group" / "b" / "summary.json").read_text())
+    assert rows[1]["val_acc"] == summary_b["final_val_acc"] and rows[0]["val_acc"] is None
+    assert rows[1]["test_acc"] == summary_b["final_test_acc"] and rows[0]["exports"] == []
+    assert "skipped" in r.stderr and "broken" in r.stderr
+    # A run stopped before its summary: its last epoch, marked as such.
+    (out / "a" / "summary.json").unlink()
+    rows = [json.loads(line) for line in run("runs", "--out", out, "--json").stdout.splitlines()]
+    assert {x["run"]: x["state"] for x in rows} == {"a": "stopped", "group/b": "finished"}
+    table = run("runs", "--out", out)
+    assert table.exit_code == 0 and "group/b" in table.stdout and "2 runs under" in table.stdout
+
+
+def test_runs_bad_options(tmp_path):
+    assert_one_line_error(run("runs", "--out", tmp_path / "nowhere"), "is not a folder")
+    assert_one_line_error(run("runs", "--out", tmp_path, "--sort", "speed"), "unknown --sort 'speed'")

@@ -356,6 +356,71 @@ def predict(
         raise typer.Exit(1)
 
 
+@app.command()
+def runs(
+    out: Annotated[str, Opt(help="Folder holding the runs.")] = "artifacts",
+    sort: Annotated[str, Opt(help="date | model | test_acc | best_test_acc | val_acc | img_per_s | run.")] = "date",
+    json_lines: Annotated[bool, Opt("--json", help="One JSON object per run on stdout.")] = False,
+):
+    """A table of every training run under OUT: accuracy, reference delta, device, speed, exports, verify."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from toolkit.experiments import list_runs
+
+    with user_errors():
+        rows, notes = list_runs(out, sort)
+    if json_lines:
+        for r in rows:
+            sys.stdout.write(json.dumps(r.to_dict()) + "\n")
+    else:
+        columns = (
+            "run",
+            "state",
+            "model",
+            "data",
+            "epochs",
+            "test %",
+            "best %",
+            "val %",
+            "Δ ref pt",
+            "device",
+            "precision",
+            "img/s",
+            "date",
+            "exports",
+            "verify",
+        )
+        table = Table(*columns, title=f"{len(rows)} runs under {out}")
+
+        def fmt(v, spec="") -> str:
+            return "-" if v is None else format(v, spec)
+
+        for r in rows:
+            table.add_row(
+                r.run,
+                r.state,
+                fmt(r.model),
+                fmt(r.dataset),
+                fmt(r.epochs),
+                fmt(r.test_acc, ".2f"),
+                fmt(r.best_test_acc, ".2f"),
+                fmt(r.val_acc, ".2f"),
+                fmt(r.delta_vs_reference, "+.2f"),
+                fmt(r.device),
+                fmt(r.precision),
+                fmt(r.img_per_s, ",.0f"),
+                fmt(r.date),
+                str(len(r.exports)),
+                fmt(r.verify),
+            )
+        Console(width=220).print(table)
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
+
+
 def _int_list(text: str, option: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.split(",") if v.strip())

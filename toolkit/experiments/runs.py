@@ -1,0 +1,107 @@
+"""`toolkit runs`: one row per training run under a folder, read from the files each stage leaves there.
+
+A run is a folder with metrics.jsonl (what every training save writes). Its row comes from summary.json
+when the run finished, from the last line of metrics.jsonl when it did not (state "stopped"), plus
+manifest.json (which files were exported) and parity.json (verify's verdict). A folder whose files cannot
+be read is skipped with a note naming it; nothing here writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toolkit.core.errors import ConfigError
+from toolkit.core.runs import MANIFEST, METRICS, SUMMARY
+
+SORT_KEYS = ("date", "model", "test_acc", "best_test_acc", "val_acc", "img_per_s", "run")
+MAX_DEPTH = 4  # artifacts/reproduce-<model>/seed-<k>/ and artifacts/sweeps/<study>/trial-<k>/ sit two deep
+
+
+@dataclass
+class RunRow:
+    run: str  # the folder, relative to the root listed
+    state: str  # finished | stopped
+    model: str | None = None
+    dataset: str | None = None
+    epochs: int | None = None
+    test_acc: float | None = None  # final (TTA where the recipe has it)
+    best_test_acc: float | None = None
+    val_acc: float | None = None
+    delta_vs_reference: float | None = None
+    device: str | None = None
+    precision: str | None = None  # amp, channels_last, compile
+    img_per_s: float | None = None
+    date: str | None = None  # when the last training file was written
+    exports: list[str] = field(default_factory=list)
+    verify: str | None = None  # pass | FAIL | None (never verified)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def _row(folder: Path, root: Path) -> RunRow:
+    metrics_path = folder / METRICS
+    lines = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    summary_path = folder / SUMMARY
+    row = RunRow(run=str(folder.relative_to(root)), state="finished" if summary_path.is_file() else "stopped")
+    newest = max(p.stat().st_mtime for p in (metrics_path, summary_path) if p.is_file())
+    row.date = time.strftime("%Y-%m-%d %H:%M", time.localtime(newest))
+    if summary_path.is_file():
+        s = _read_json(summary_path)
+        cfg = s.get("train_config", {})
+        row.model, row.dataset, row.epochs = s.get("model"), s.get("dataset"), s.get("epochs")
+        row.test_acc = s.get("final_test_acc_tta") or s.get("final_test_acc")
+        row.best_test_acc, row.val_acc = s.get("best_test_acc"), s.get("final_val_acc")
+        row.delta_vs_reference, row.device, row.img_per_s = (
+            s.get("delta_vs_reference"),
+            s.get("device"),
+            s.get("img_per_s"),
+        )
+        switches = [f"amp {s['amp']}"] if s.get("amp", "off") != "off" else []
+        switches += [k for k in ("channels_last", "compiled") if s.get(k)]
+        row.precision = ", ".join(switches) or "fp32"
+        row.model = row.model or cfg.get("model")
+    elif lines:
+        last = lines[-1]
+        row.epochs, row.test_acc, row.val_acc = last.get("epoch"), last.get("test_acc"), last.get("val_acc")
+        row.best_test_acc = max(m.get("test_acc", 0.0) for m in lines)
+        row.img_per_s = last.get("img_per_s")
+    if (folder / MANIFEST).is_file():
+        row.exports = sorted(_read_json(folder / MANIFEST).get("files", {}))
+    if (folder / "parity.json").is_file():
+        row.verify = "pass" if _read_json(folder / "parity.json").get("passed") else "FAIL"
+    return row
+
+
+def list_runs(root: str | os.PathLike = "artifacts", sort: str = "date") -> tuple[list[RunRow], list[str]]:
+    """(rows, notes): every run folder under `root`, sorted by `sort` (numbers: highest first)."""
+    if sort not in SORT_KEYS:
+        raise ConfigError(f"unknown --sort {sort!r}; choose one of: {', '.join(SORT_KEYS)}")
+    root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(f"{root} is not a folder; pass --out with the folder that holds your runs")
+    rows, notes = [], []
+    for dirpath, dirnames, filenames in os.walk(root):
+        folder = Path(dirpath)
+        if len(folder.relative_to(root).parts) >= MAX_DEPTH:
+            dirnames.clear()
+        if METRICS not in filenames:
+            continue
+        try:
+            rows.append(_row(folder, root))
+        except (OSError, ValueError, AttributeError, TypeError) as exc:
+            notes.append(f"skipped {folder}: its files cannot be read ({type(exc).__name__}: {exc})")
+    present = [r for r in rows if getattr(r, sort) is not None]
+    absent = [r for r in rows if getattr(r, sort) is None]  # a stopped run has no device, a run no val acc
+    # Names ascending; dates (newest first) and figures (highest first) descending.
+    rows = sorted(present, key=lambda r: getattr(r, sort), reverse=sort not in ("model", "run")) + absent
+    return rows, notes
