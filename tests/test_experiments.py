@@ -121,3 +121,19 @@ def test_runs_lists_every_run_and_skips_unreadable_ones(tmp_path):
 def test_runs_bad_options(tmp_path):
     assert_one_line_error(run("runs", "--out", tmp_path / "nowhere"), "is not a folder")
     assert_one_line_error(run("runs", "--out", tmp_path, "--sort", "speed"), "unknown --sort 'speed'")
+
+
+def test_runs_compares_two_runs(tmp_path):
+    out = tmp_path / "artifacts"
+    train(model="resnet20", out=str(out), run_name="a", **TINY)
+    train(model="resnet20", out=str(out), run_name="b", lr=0.05, val_size=8, **{**TINY, "limit_train": 64})
+    r = run("runs", out / "a", out / "b", "--out", out, "--json")
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.stdout)
+    diff = result["config_differences"]
+    assert diff["lr"] == [0.1, 0.05] and diff["val_size"] == [None, 8] and diff["limit_train"] == [32, 64]
+    assert "run_name" not in diff and "model" not in diff  # differs by construction / does not differ
+    assert result["figures"][str(out / "b")]["val_acc"] is not None
+    assert (out / "compare-a-vs-b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert_one_line_error(run("runs", out / "a", "--out", out), "compares two run folders, got 1")
+    assert_one_line_error(run("runs", out / "a", tmp_path, "--out", out), "is not a training run")

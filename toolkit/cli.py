@@ -358,18 +358,42 @@ def predict(
 
 @app.command()
 def runs(
+    compare: Annotated[
+        Optional[list[str]], typer.Argument(help="Two run folders to compare side by side [list all runs].")
+    ] = None,
     out: Annotated[str, Opt(help="Folder holding the runs.")] = "artifacts",
     sort: Annotated[str, Opt(help="date | model | test_acc | best_test_acc | val_acc | img_per_s | run.")] = "date",
     json_lines: Annotated[bool, Opt("--json", help="One JSON object per run on stdout.")] = False,
 ):
-    """A table of every training run under OUT: accuracy, reference delta, device, speed, exports, verify."""
+    """A table of every training run under OUT; `toolkit runs A B` compares two (config, figures, curves)."""
     import json
+    from pathlib import Path
 
     from rich.console import Console
     from rich.table import Table
 
-    from toolkit.experiments import list_runs
+    from toolkit.experiments import compare_runs, list_runs
 
+    if compare:
+        with user_errors():
+            if len(compare) != 2:
+                raise ToolkitError(f"toolkit runs compares two run folders, got {len(compare)}")
+            a, b = (Path(c) for c in compare)
+            png = Path(out) / f"compare-{a.name}-vs-{b.name}.png"
+            Path(out).mkdir(parents=True, exist_ok=True)
+            result = compare_runs(a, b, png)
+        if json_lines:
+            sys.stdout.write(json.dumps(result) + "\n")
+            return
+        for key, (va, vb) in result["config_differences"].items():
+            typer.echo(f"{key}: {va} | {vb}")
+        for path, r in result["figures"].items():
+            typer.echo(
+                f"{path}: final test {r['test_acc']}%, best {r['best_test_acc']}%, val {r['val_acc']}, "
+                f"{r['epochs']} epochs, {r['img_per_s'] and round(r['img_per_s'])} img/s"
+            )
+        typer.echo(f"wrote {result['png']}")
+        return
     with user_errors():
         rows, notes = list_runs(out, sort)
     if json_lines:

@@ -1,5 +1,5 @@
-"""Experiments: what has been run, read back from the run folders (`toolkit runs`)."""
+"""Experiments: what has been run, read back from the run folders (`toolkit runs`), and two of them compared."""
 
-from toolkit.experiments.runs import RunRow, list_runs
+from toolkit.experiments.runs import RunRow, compare_runs, list_runs
 
-__all__ = ["RunRow", "list_runs"]
+__all__ = ["RunRow", "compare_runs", "list_runs"]

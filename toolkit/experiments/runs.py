@@ -105,3 +105,59 @@ def list_runs(root: str | os.PathLike = "artifacts", sort: str = "date") -> tupl
     # Names ascending; dates (newest first) and figures (highest first) descending.
     rows = sorted(present, key=lambda r: getattr(r, sort), reverse=sort not in ("model", "run")) + absent
     return rows, notes
+
+
+def _config_and_metrics(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from toolkit.core.errors import RunFolderError
+
+    metrics_path = folder / METRICS
+    if not metrics_path.is_file():
+        raise RunFolderError(f"{folder} is not a training run (no {METRICS}); pass a run folder")
+    metrics = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    summary = folder / SUMMARY
+    if summary.is_file():
+        return _read_json(summary).get("train_config", {}), metrics
+    import torch
+
+    from toolkit.core.runs import CHECKPOINT
+
+    ckpt = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=True)  # a stopped run
+    return ckpt.get("train_config", {}), metrics
+
+
+def compare_runs(a: str | os.PathLike, b: str | os.PathLike, png: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Two runs side by side: the configuration fields that differ, their figures, and (to `png`) their
+    test (and val) accuracy per epoch in one plot."""
+    a, b = Path(a), Path(b)
+    try:
+        (cfg_a, m_a), (cfg_b, m_b) = _config_and_metrics(a), _config_and_metrics(b)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the runs: {type(exc).__name__}: {exc}") from None
+    ignore = {"run_name", "out"}  # differ by construction
+    keys = sorted((set(cfg_a) | set(cfg_b)) - ignore)
+    differences = {k: [cfg_a.get(k), cfg_b.get(k)] for k in keys if cfg_a.get(k) != cfg_b.get(k)}
+    rows = {str(p): _row(p, p.parent).to_dict() for p in (a, b)}
+    result = {"runs": [str(a), str(b)], "config_differences": differences, "figures": rows}
+    if png is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from toolkit.core.files import atomic_path
+
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for path, metrics, style in ((a, m_a, "-"), (b, m_b, "--")):
+            epochs = [m["epoch"] for m in metrics]
+            ax.plot(epochs, [m["test_acc"] for m in metrics], style, marker="o", label=f"{path.name} test")
+            if any("val_acc" in m for m in metrics):
+                ax.plot(epochs, [m.get("val_acc") for m in metrics], style, marker="x", label=f"{path.name} val")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("accuracy %")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        with atomic_path(png) as tmp:
+            fig.savefig(tmp, format="png", dpi=120)
+        plt.close(fig)
+        result["png"] = str(png)
+    return result
