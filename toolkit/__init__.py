@@ -25,6 +25,8 @@ _LAZY = {
     "export": "toolkit.export",
     "verify": "toolkit.verify",
     "predict": "toolkit.predict",
+    "sweep": "toolkit.experiments.sweep:sweep",
+    "list_runs": "toolkit.experiments.runs:list_runs",
     "TrainConfig": "toolkit.train.config:TrainConfig",
     "reproduce": "toolkit.train.reproduce:reproduce",
     "evaluate": "toolkit.train.evaluation:evaluate",

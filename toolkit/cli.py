@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -354,6 +355,61 @@ def predict(
         typer.echo(f"error: {line}", err=True)
     if not result:
         raise typer.Exit(1)
+
+
+@app.command()
+def sweep(
+    model: Annotated[str, typer.Argument(help="Registry model to tune (see `toolkit models`).")],
+    trials: Annotated[int, Opt(help="Trials the study should hold (re-running continues it).")] = 16,
+    space: Annotated[Optional[str], Opt(help="TOML/JSON search space [a default per recipe].")] = None,
+    epochs: Annotated[Optional[float], Opt(help="Epochs per trial [recipe].")] = None,
+    val_size: Annotated[int, Opt(help="Training images held out for scoring (stratified).")] = 5000,
+    study: Annotated[Optional[str], Opt(help="Study name [MODEL-sweep].")] = None,
+    storage: Annotated[
+        Optional[str], Opt(help="Database URL Optuna accepts [sqlite in OUT/sweeps/STUDY/study.db].")
+    ] = None,
+    pruner: Annotated[str, Opt(help="median | hyperband | none.")] = "median",
+    sampler: Annotated[str, Opt(help="tpe | random (seeded with --seed).")] = "tpe",
+    timeout: Annotated[Optional[float], Opt(help="Stop starting trials after S seconds.")] = None,
+    n_jobs: Annotated[int, Opt(help="Trials in parallel in this process.")] = 1,
+    seed: Annotated[int, Opt(help="Seed of the sampler and of every trial's training.")] = 0,
+    dataset: Annotated[Optional[str], Opt(help="cifar10 | cifar100 | synthetic [cifar10].")] = None,
+    data_dir: Annotated[Optional[str], Opt(help="Folder holding cifar-10-batches-py/.")] = None,
+    limit_train: Annotated[Optional[int], Opt(help="Use the first N training images.")] = None,
+    device: Annotated[Optional[str], Opt(help="auto | cpu | cuda[:N] | mps [auto].")] = None,
+    out: Annotated[str, Opt(help="Artifacts folder; trials go to OUT/sweeps/STUDY/trial-K.")] = "artifacts",
+):
+    """Tune a model's hyperparameters on Optuna; trials are scored on validation, the best one tested once."""
+    from toolkit.experiments.sweep import sweep as run_sweep
+
+    options = {
+        k: v
+        for k, v in dict(dataset=dataset, data_dir=data_dir, limit_train=limit_train, device=device).items()
+        if v is not None
+    }
+    with user_errors():
+        s = run_sweep(
+            model,
+            trials=trials,
+            space=space,
+            epochs=epochs,
+            val_size=val_size,
+            study=study,
+            storage=storage,
+            pruner=pruner,
+            sampler=sampler,
+            timeout=timeout,
+            n_jobs=n_jobs,
+            seed=seed,
+            out=out,
+            progress=typer.echo,
+            **options,
+        )
+    typer.echo(f"{s['trials']} trials: {s['complete']} complete, {s['pruned']} pruned, {s['failed']} failed")
+    if s["best"]:
+        b = s["best"]
+        typer.echo(f"best: trial {b['number']}, val {b['val_acc']:.2f}%, test {b['test_acc']:.2f}% (measured once)")
+    typer.echo(f"wrote {Path(out) / 'sweeps' / s['study']}/sweep.md, sweep.json, best.toml")
 
 
 @app.command()

@@ -1,5 +1,6 @@
-"""Experiments: what has been run, read back from the run folders (`toolkit runs`), and two of them compared."""
+"""Experiments: hyperparameter sweeps on Optuna (`toolkit sweep`) and what has been run (`toolkit runs`)."""
 
 from toolkit.experiments.runs import RunRow, compare_runs, list_runs
+from toolkit.experiments.sweep import default_space, sweep
 
-__all__ = ["RunRow", "compare_runs", "list_runs"]
+__all__ = ["RunRow", "compare_runs", "default_space", "list_runs", "sweep"]

@@ -73,7 +73,7 @@ def _row(folder: Path, root: Path) -> RunRow:
     elif lines:
         last = lines[-1]
         row.epochs, row.test_acc, row.val_acc = last.get("epoch"), last.get("test_acc"), last.get("val_acc")
-        row.best_test_acc = max(m.get("test_acc", 0.0) for m in lines)
+        row.best_test_acc = max((m["test_acc"] for m in lines if "test_acc" in m), default=None)
         row.img_per_s = last.get("img_per_s")
     if (folder / MANIFEST).is_file():
         row.exports = sorted(_read_json(folder / MANIFEST).get("files", {}))
@@ -149,7 +149,8 @@ def compare_runs(a: str | os.PathLike, b: str | os.PathLike, png: str | os.PathL
         fig, ax = plt.subplots(figsize=(7, 4))
         for path, metrics, style in ((a, m_a, "-"), (b, m_b, "--")):
             epochs = [m["epoch"] for m in metrics]
-            ax.plot(epochs, [m["test_acc"] for m in metrics], style, marker="o", label=f"{path.name} test")
+            if any("test_acc" in m for m in metrics):
+                ax.plot(epochs, [m.get("test_acc") for m in metrics], style, marker="o", label=f"{path.name} test")
             if any("val_acc" in m for m in metrics):
                 ax.plot(epochs, [m.get("val_acc") for m in metrics], style, marker="x", label=f"{path.name} val")
         ax.set_xlabel("epoch")

@@ -65,6 +65,7 @@ class TrainConfig:
     limit_train: int | None = None  # first N training images only
     limit_test: int | None = None  # first N test images only
     val_size: int | None = None  # hold out N training images (stratified, fixed by the seed) as a validation set
+    test_eval: bool = True  # False: the test set is not even loaded (a sweep's trials see validation only)
     seed: int = 0
     out: str = "artifacts"
     run_name: str | None = None  # None: <model>-<YYYYmmdd-HHMMSS>-<4 random hex digits>, unique per start
@@ -100,6 +101,10 @@ class TrainConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
         if self.epochs is not None and not 0 < self.epochs < math.inf:
             raise ConfigError(f"--epochs must be a positive number, got {self.epochs}")
+        if not self.test_eval and not self.val_size:
+            raise ConfigError("training without test evaluation needs a validation split: set --val-size")
+        if not self.test_eval and self.stop_at_accuracy is not None:
+            raise ConfigError("a target test accuracy needs the test evaluation")
         if self.stop_at_accuracy is not None and not 0 < self.stop_at_accuracy <= 100:
             raise ConfigError(f"target accuracy must be in (0, 100] percent, got {self.stop_at_accuracy}")
         # Each bound also rejects NaN (every comparison with NaN is false) and, where it matters, infinity.
@@ -147,19 +152,7 @@ def load_config_file(path: str | Path) -> TrainConfig:
     Nothing in the file is executed or evaluated: TOML and JSON are data.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        if path.suffix == ".toml":
-            data = tomllib.loads(path.read_text())
-        elif path.suffix == ".json":
-            data = json.loads(path.read_text())
-        else:
-            raise ConfigError(f"config file {path}: use a .toml or .json file")
-    except (ValueError, UnicodeDecodeError) as exc:  # TOMLDecodeError and JSONDecodeError are ValueErrors
-        raise ConfigError(f"config file {path} is not valid {path.suffix[1:].upper()}: {first_line(exc)}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path}: expected a table of TrainConfig fields, got {type(data).__name__}")
+    data = read_table(path, what="config file")
     types = {f.name: str(f.type) for f in fields(TrainConfig)}
     values = {}
     for key, value in data.items():
@@ -169,6 +162,24 @@ def load_config_file(path: str | Path) -> TrainConfig:
             raise ConfigError(f"config file {path}: unknown key {key!r}{hint}")
         values[key] = _typed(path, key, value, types[key])
     return TrainConfig(**values)
+
+
+def read_table(path: Path, what: str) -> dict[str, Any]:
+    """The top-level table of a TOML or JSON file, parsed as data; one-line errors name the file."""
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} does not exist")
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(path.read_text())
+        elif path.suffix == ".json":
+            data = json.loads(path.read_text())
+        else:
+            raise ConfigError(f"{what} {path}: use a .toml or .json file")
+    except (ValueError, UnicodeDecodeError) as exc:  # TOMLDecodeError and JSONDecodeError are ValueErrors
+        raise ConfigError(f"{what} {path} is not valid {path.suffix[1:].upper()}: {first_line(exc)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {path}: expected a table of TrainConfig fields, got {type(data).__name__}")
+    return data
 
 
 def _typed(path: Path, key: str, value: Any, annotation: str) -> Any:

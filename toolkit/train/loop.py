@@ -91,7 +91,7 @@ class Training:
     precision: Precision
     step: TrainStep
     train_loader: TensorLoader
-    test_loader: TensorLoader
+    test_loader: TensorLoader | None  # None when the config turns test evaluation off (sweep trials)
     classes: tuple[str, ...]
     mean: tuple[float, ...]
     std: tuple[float, ...]
@@ -135,7 +135,7 @@ def prepare(
             cfg.dataset, True, cfg.data_dir, limit=cfg.limit_train, download=cfg.download, seed=cfg.seed
         )
         data_provenance = provenance(cfg.dataset, cfg.data_dir)
-    if test_set is None:
+    if test_set is None and cfg.test_eval:
         test_set = load_dataset(
             cfg.dataset, False, cfg.data_dir, limit=cfg.limit_test, download=cfg.download, seed=cfg.seed
         )
@@ -158,7 +158,7 @@ def prepare(
         world_size=dist.world_size,
         **common,
     )
-    test_loader = TensorLoader(test_set, cfg.eval_batch_size, **common)
+    test_loader = TensorLoader(test_set, cfg.eval_batch_size, **common) if cfg.test_eval else None
     val_loader = TensorLoader(val_set, cfg.eval_batch_size, **common) if val_set is not None else None
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank and every resume
@@ -268,12 +268,15 @@ def run_epoch(
     synchronize(t.device)
     train_seconds = seconds_before + time.perf_counter() - t0
     loss_sum, correct, seen = t.dist.all_reduce_sums(sums.loss_sum, sums.correct, sums.seen)
-    test_acc, test_loss = evaluate(t.model, t.test_loader, cfg.amp)
+    test = {}
+    if t.test_loader is not None:
+        test["test_acc"], test["test_loss"] = evaluate(t.model, t.test_loader, cfg.amp)
     val = {}
     if t.val_loader is not None:
         val["val_acc"], val["val_loss"] = evaluate(t.model, t.val_loader, cfg.amp)
     tta = {}
-    if cfg.tta != "none" and (last or cfg.stop_at_accuracy is not None):  # six views cost six evaluations
+    # Six views cost six evaluations: at the end, or every epoch when a target accuracy is checked.
+    if cfg.tta != "none" and t.test_loader is not None and (last or cfg.stop_at_accuracy is not None):
         tta["test_acc_tta"] = evaluate(t.model, t.test_loader, cfg.amp, cfg.tta)[0]
     epoch_seconds = seconds_before + time.perf_counter() - t0
     return {
@@ -282,8 +285,7 @@ def run_epoch(
         "epoch": epoch + 1,
         "train_loss": loss_sum / seen,
         "train_acc": 100.0 * correct / seen,
-        "test_loss": test_loss,
-        "test_acc": test_acc,
+        **test,
         "lr": t.step.schedule(max(st.global_step - 1, 0)),
         "img_per_s": seen / train_seconds,
         "train_seconds": train_seconds,
@@ -295,8 +297,10 @@ def summarize(t: Training, run_dir: Path) -> dict[str, Any]:
     """The run's summary.json, computed from its state alone."""
     cfg, metrics = t.cfg, t.state.metrics
     spec = get_spec(cfg.model)
-    best = max(metrics, key=lambda m: m["test_acc"])
-    final = metrics[-1]["test_acc"]
+    # Without test evaluation (sweep trials) the best epoch is the best on validation.
+    score = "test_acc" if "test_acc" in metrics[-1] else "val_acc"
+    best = max(metrics, key=lambda m: m[score])
+    final = metrics[-1].get("test_acc")
     final_tta = metrics[-1].get("test_acc_tta")
     # A recipe with a TTA policy is published with it (airbench94's 94.01 % is a TTA figure).
     compared = final_tta if final_tta is not None else final
@@ -311,14 +315,14 @@ def summarize(t: Training, run_dir: Path) -> dict[str, Any]:
         "final_test_acc": final,
         "final_test_acc_tta": final_tta,
         "tta": cfg.tta,
-        "best_test_acc": best["test_acc"],
+        "best_test_acc": best.get("test_acc"),
         "best_epoch": best["epoch"],
         "final_val_acc": metrics[-1].get("val_acc"),
         "best_val_acc": max((m["val_acc"] for m in metrics if "val_acc" in m), default=None),
         "val_size": cfg.val_size,
         "reference_accuracy": ref,
         "reference_source": spec.source,
-        "delta_vs_reference": None if ref is None else compared - ref,
+        "delta_vs_reference": None if ref is None or compared is None else compared - ref,
         "target_accuracy": cfg.stop_at_accuracy,
         "reached_target": _reached_target(cfg, metrics),
         "total_seconds": t.state.elapsed,
@@ -461,7 +465,7 @@ def _describe(t: Training, run_dir: Path, *, resumed: bool) -> dict[str, Any]:
         "world_size": t.dist.world_size,
         "train_size": t.train_loader.num_samples,
         "val_size": t.val_loader.num_samples if t.val_loader is not None else 0,
-        "test_size": t.test_loader.num_samples,
+        "test_size": t.test_loader.num_samples if t.test_loader is not None else 0,
         "fused_optimizer": t.fused,
         "resumed_from_epoch": t.state.epoch if resumed else None,
         "threads": torch.get_num_threads(),

@@ -11,7 +11,8 @@ def format_epoch(m: dict[str, Any], total: int) -> str:
     val = f"val acc {m['val_acc']:6.2f}%  " if m.get("val_acc") is not None else ""
     return (
         f"epoch {m['epoch']:>3}/{total}  train loss {m['train_loss']:.4f}  train acc {m['train_acc']:6.2f}%  "
-        f"{val}test acc {m['test_acc']:6.2f}%{tta}  {m['img_per_s']:8.1f} img/s  {m['epoch_seconds']:7.1f} s"
+        f"{val}{f'test acc {t:6.2f}%' if (t := m.get('test_acc')) is not None else 'no test eval'}{tta}  "
+        f"{m['img_per_s']:8.1f} img/s  {m['epoch_seconds']:7.1f} s"
     )
 
 
@@ -23,6 +24,11 @@ def format_summary(s: dict[str, Any]) -> str:
     )
     tta = f", with TTA {s['final_test_acc_tta']:.2f}%" if s.get("final_test_acc_tta") is not None else ""
     val = f"final val acc {s['final_val_acc']:.2f}%, " if s.get("final_val_acc") is not None else ""
+    if s["final_test_acc"] is None:  # a run that never looked at the test set
+        return (
+            f"done: {val}best val acc {s['best_val_acc']:.2f}% at epoch {s['best_epoch']} (no test evaluation), "
+            f"{s['total_seconds']:.1f} s, {s['img_per_s']:.1f} img/s on {s['device']} -> {s['run_dir']}"
+        )
     return (
         f"done: {val}final test acc {s['final_test_acc']:.2f}%{tta}{ref}, best {s['best_test_acc']:.2f}% "
         f"at epoch {s['best_epoch']}, {s['total_seconds']:.1f} s, {s['img_per_s']:.1f} img/s on "

@@ -1,0 +1,365 @@
+"""`toolkit sweep`: hyperparameter search on Optuna, each trial a normal training run scored on validation.
+
+Each trial trains in OUT/sweeps/<study>/trial-<k>/ with a validation split and *without* test evaluation
+(the test set is not even loaded), reports val accuracy after every epoch so the pruner can stop it, and
+returns its final val accuracy. Pruned and diverged trials are recorded as such and the sweep goes on.
+Test accuracy is measured once, at the end, for the best trial only.
+
+The study lives in a database: SQLite in the study folder by default, so re-running the command continues
+it; any URL Optuna accepts (PostgreSQL, MySQL) lets processes on many machines work on one study. Each
+process stops once the study holds `trials` trials (running ones included); two processes that finish
+their last trials in the same instant can overshoot by one each.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from toolkit.core.errors import ConfigError, ToolkitError, TrainingDiverged, first_line
+from toolkit.core.files import write_text
+from toolkit.core.markdown import markdown_table
+from toolkit.models import get_spec
+from toolkit.train.progress import Reporter
+
+PRUNERS = ("median", "hyperband", "none")
+SAMPLERS = ("tpe", "random")
+DISTRIBUTIONS = ("float", "int", "categorical")
+
+
+def default_space(model: str) -> dict[str, dict[str, Any]]:
+    """A decade of lr around the recipe's, weight decay, label smoothing, augmentation, batch size (and SGD
+    momentum): the knobs a recipe has."""
+    r = get_spec(model).recipe
+    space: dict[str, dict[str, Any]] = {
+        "lr": {"type": "float", "low": r.lr / math.sqrt(10), "high": r.lr * math.sqrt(10), "log": True},
+        "weight_decay": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
+        "label_smoothing": {"type": "float", "low": 0.0, "high": 0.2},
+        "augment": {"type": "categorical", "choices": [True, False]},
+        "batch_size": {
+            "type": "categorical",
+            "choices": sorted({max(8, r.batch_size // 2), r.batch_size, r.batch_size * 2}),
+        },
+    }
+    if r.optimizer == "sgd":
+        space["momentum"] = {"type": "float", "low": 0.8, "high": 0.95}
+    return space
+
+
+def load_space(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """A search space from TOML/JSON: `[lr] type = "float", low, high, log` per TrainConfig field."""
+    from dataclasses import fields
+
+    from toolkit.train.config import TrainConfig, read_table
+
+    data = read_table(Path(path), what="search space")
+    names = {f.name for f in fields(TrainConfig)}
+    for key, dist in data.items():
+        where = f"search space {path}: {key!r}"
+        if key not in names:
+            raise ConfigError(f"{where} is not a TrainConfig field")
+        if not isinstance(dist, dict) or dist.get("type") not in DISTRIBUTIONS:
+            raise ConfigError(f"{where} needs type = one of {', '.join(DISTRIBUTIONS)}")
+        if dist["type"] == "categorical":
+            if not isinstance(dist.get("choices"), list) or not dist["choices"]:
+                raise ConfigError(f"{where}: choices must be a non-empty list")
+            continue
+        low, high = dist.get("low"), dist.get("high")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)) or not low < high:
+            raise ConfigError(f"{where}: needs numbers low < high, got low={low!r}, high={high!r}")
+        if dist.get("log") and low <= 0:
+            raise ConfigError(f"{where}: a log range needs low > 0, got {low}")
+    if not data:
+        raise ConfigError(f"search space {path} is empty")
+    return data
+
+
+def _suggest(trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    params = {}
+    for name, d in space.items():
+        if d["type"] == "float":
+            params[name] = trial.suggest_float(name, d["low"], d["high"], log=bool(d.get("log")))
+        elif d["type"] == "int":
+            params[name] = trial.suggest_int(name, int(d["low"]), int(d["high"]), log=bool(d.get("log")))
+        else:
+            params[name] = trial.suggest_categorical(name, d["choices"])
+    return params
+
+
+def _storage(url: str):
+    import optuna
+
+    try:
+        return optuna.storages.RDBStorage(url)
+    except Exception as exc:  # a malformed URL, a missing driver, an unreachable server
+        raise ConfigError(f"cannot open the study database {url!r}: {first_line(exc)}") from None
+
+
+def _pruner(name: str):
+    import optuna
+
+    return {
+        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1),
+        "none": optuna.pruners.NopPruner,
+    }[name]()
+
+
+def sweep(
+    model: str,
+    *,
+    trials: int,
+    space: str | os.PathLike | None = None,
+    epochs: float | None = None,
+    val_size: int = 5000,
+    study: str | None = None,
+    storage: str | None = None,
+    pruner: str = "median",
+    sampler: str = "tpe",
+    timeout: float | None = None,
+    n_jobs: int = 1,
+    seed: int = 0,
+    out: str | os.PathLike = "artifacts",
+    progress: Callable[[str], None] = lambda line: None,
+    **train_options: Any,
+) -> dict[str, Any]:
+    """Run (or continue) a study of `trials` trials; returns its summary (also sweep.json/.md, best.toml)."""
+    import optuna
+
+    from toolkit.train.loop import train
+
+    get_spec(model)
+    if trials < 1 or n_jobs < 1 or val_size < 1:
+        raise ConfigError("--trials, --n-jobs and --val-size must be positive integers")
+    if pruner not in PRUNERS:
+        raise ConfigError(f"unknown --pruner {pruner!r}; choose {', '.join(PRUNERS)}")
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"unknown --sampler {sampler!r}; choose {', '.join(SAMPLERS)}")
+    search = load_space(space) if space is not None else default_space(model)
+    study_name = study or f"{model}-sweep"
+    folder = Path(out) / "sweeps" / study_name
+    folder.mkdir(parents=True, exist_ok=True)
+    url = storage or f"sqlite:///{(folder / 'study.db').resolve()}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler_obj = optuna.samplers.TPESampler(seed=seed) if sampler == "tpe" else optuna.samplers.RandomSampler(seed)
+    st = optuna.create_study(
+        study_name=study_name,
+        storage=_storage(url),
+        sampler=sampler_obj,
+        pruner=_pruner(pruner),
+        direction="maximize",
+        load_if_exists=True,
+    )
+
+    def objective(trial) -> float:
+        params = _suggest(trial, search)
+        options = {**train_options, **params}
+        if epochs is not None:
+            options["epochs"] = epochs
+        trial.set_user_attr("run_dir", str(folder / f"trial-{trial.number}"))
+        started = time.perf_counter()
+        try:
+            result = train(
+                model=model,
+                out=str(folder),
+                run_name=f"trial-{trial.number}",
+                val_size=val_size,
+                test_eval=False,
+                seed=seed,
+                reporter=_PruningReporter(trial),
+                **options,
+            )
+        except TrainingDiverged as exc:
+            trial.set_user_attr("diverged", first_line(exc))
+            progress(f"trial {trial.number}: diverged ({first_line(exc)})")
+            return float("nan")  # Optuna records the trial as failed; the sweep goes on
+        finally:
+            trial.set_user_attr("seconds", time.perf_counter() - started)
+        value = result.summary["final_val_acc"]
+        progress(f"trial {trial.number}: val acc {value:.2f}% with {_short(params)}")
+        return value
+
+    callbacks = [_MaxTrials(trials)]
+    started = time.perf_counter()
+    if _count(st) < trials:
+        st.optimize(
+            objective,
+            n_trials=trials,
+            timeout=timeout,
+            n_jobs=n_jobs,
+            callbacks=callbacks,
+            catch=(ToolkitError,),
+            gc_after_trial=True,
+        )
+    summary = _summarize(st, folder, model, search, time.perf_counter() - started)
+    return summary
+
+
+class _PruningReporter(Reporter):
+    """A training Reporter that hands each epoch's val accuracy to Optuna and stops a trial it prunes."""
+
+    def __init__(self, trial):
+        self.trial = trial
+
+    def epoch_end(self, metrics) -> None:
+        import optuna
+
+        self.trial.report(metrics["val_acc"], metrics["epoch"])
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {metrics['epoch']}")
+
+
+def _count(study) -> int:
+    return len(study.get_trials(deepcopy=False))
+
+
+class _MaxTrials:
+    """Stop this process once the study holds `n` trials in any state, whichever process ran them."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __call__(self, study, trial) -> None:
+        if _count(study) >= self.n:
+            study.stop()
+
+
+def _short(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+def _summarize(study, folder: Path, model: str, space: dict, seconds: float) -> dict[str, Any]:
+    """sweep.json, sweep.md, best.toml and the plots; the best trial's test accuracy, measured only here."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    rows = []
+    for t in trials:
+        state = t.state.name.lower()
+        if state == "fail" and "diverged" in t.user_attrs:
+            state = "diverged"
+        rows.append(
+            {
+                "number": t.number,
+                "state": state,
+                "value": t.value,
+                "params": t.params,
+                "epochs": max(t.intermediate_values, default=0),
+                "seconds": t.user_attrs.get("seconds"),
+                "run_dir": t.user_attrs.get("run_dir"),
+            }
+        )
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    summary: dict[str, Any] = {
+        "study": study.study_name,
+        "model": model,
+        "space": space,
+        "trials": len(trials),
+        "complete": len(done),
+        "pruned": sum(r["state"] == "pruned" for r in rows),
+        "failed": sum(r["state"] in ("fail", "diverged") for r in rows),
+        "seconds_this_call": seconds,
+        "rows": sorted(rows, key=lambda r: (r["value"] is None, -(r["value"] or 0))),
+        "best": None,
+    }
+    if done:
+        best = study.best_trial
+        test_acc = _test_once(Path(best.user_attrs["run_dir"]))
+        summary["best"] = {"number": best.number, "val_acc": best.value, "params": best.params, "test_acc": test_acc}
+        write_text(folder / "best.toml", _toml({"model": model, **best.params}))
+    from toolkit.core.files import write_json
+
+    write_json(folder / "sweep.json", summary)
+    write_text(folder / "sweep.md", _markdown(summary))
+    summary["plots"] = _plots(study, folder) if len(done) >= 2 else []
+    return summary
+
+
+def _test_once(run_dir: Path) -> float:
+    """The best trial's test accuracy: the only time a sweep reads the test set."""
+    from toolkit.data import TensorLoader, load_dataset
+    from toolkit.train.checkpoint import load_checkpoint, model_from_checkpoint
+    from toolkit.train.evaluation import evaluate
+
+    ckpt = load_checkpoint(run_dir)
+    cfg = ckpt["train_config"]
+    test = load_dataset(
+        cfg["dataset"],
+        False,
+        cfg.get("data_dir"),
+        limit=cfg.get("limit_test"),
+        download=cfg.get("download", True),
+        seed=cfg["seed"],
+    )
+    loader = TensorLoader(test, 1000, mean=tuple(ckpt["input"]["mean"]), std=tuple(ckpt["input"]["std"]))
+    return evaluate(model_from_checkpoint(ckpt), loader, "off")[0]
+
+
+def _toml(values: dict[str, Any]) -> str:
+    def fmt(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return json.dumps(v)
+        return repr(v)
+
+    return "# the best trial's configuration: toolkit train --config best.toml\n" + "".join(
+        f"{k} = {fmt(v)}\n" for k, v in values.items()
+    )
+
+
+def _markdown(s: dict[str, Any]) -> str:
+    head = (
+        f"# Sweep {s['study']} ({s['model']})\n\n{s['trials']} trials: {s['complete']} complete, {s['pruned']} "
+        f"pruned, {s['failed']} failed or diverged. Scored on validation accuracy; test accuracy only for the best.\n\n"
+    )
+    if s["best"]:
+        b = s["best"]
+        head += f"Best: trial {b['number']}, val {b['val_acc']:.2f} %, test {b['test_acc']:.2f} %, {_short(b['params'])}\n\n"
+    table = markdown_table(
+        ("trial", "state", "val acc %", "epochs", "seconds", "params"),
+        [
+            [
+                str(r["number"]),
+                r["state"],
+                "-" if r["value"] is None or r["value"] != r["value"] else f"{r['value']:.2f}",
+                str(r["epochs"]),
+                "-" if r["seconds"] is None else f"{r['seconds']:.1f}",
+                _short(r["params"]),
+            ]
+            for r in s["rows"]
+        ],
+    )
+    return head + table
+
+
+def _plots(study, folder: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ovm
+
+    from toolkit.core.files import atomic_path
+
+    written = []
+    for name, plot in (("history", ovm.plot_optimization_history), ("importances", ovm.plot_param_importances)):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+                ax = plot(study)
+        except Exception as exc:  # importances need enough complete trials with varied params
+            write_text(folder / f"{name}.txt", f"not plotted: {first_line(exc)}\n")
+            continue
+        path = folder / f"{name}.png"
+        with atomic_path(path) as tmp:
+            ax.figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        plt.close(ax.figure)
+        written.append(str(path))
+    return written
