@@ -13,6 +13,8 @@ their last trials in the same instant can overshoot by one each.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
 import os
@@ -101,6 +103,19 @@ def _storage(url: str):
         raise ConfigError(f"cannot open the study database {url!r}: {first_line(exc)}") from None
 
 
+@contextlib.contextmanager
+def _creation_lock(folder: Path | None):
+    if folder is None:
+        yield
+        return
+    with open(folder / ".study.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def _pruner(name: str):
     import optuna
 
@@ -148,14 +163,17 @@ def sweep(
     url = storage or f"sqlite:///{(folder / 'study.db').resolve()}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler_obj = optuna.samplers.TPESampler(seed=seed) if sampler == "tpe" else optuna.samplers.RandomSampler(seed)
-    st = optuna.create_study(
-        study_name=study_name,
-        storage=_storage(url),
-        sampler=sampler_obj,
-        pruner=_pruner(pruner),
-        direction="maximize",
-        load_if_exists=True,
-    )
+    # Two processes creating one SQLite schema at once collide (alembic_version UNIQUE constraint): the first
+    # creates it under a lock in the study folder, the others then find it. Server databases handle their own.
+    with _creation_lock(folder if url.startswith("sqlite") else None):
+        st = optuna.create_study(
+            study_name=study_name,
+            storage=_storage(url),
+            sampler=sampler_obj,
+            pruner=_pruner(pruner),
+            direction="maximize",
+            load_if_exists=True,
+        )
 
     def objective(trial) -> float:
         params = _suggest(trial, search)
