@@ -60,6 +60,18 @@ def _reflect(i: torch.Tensor, size: int) -> torch.Tensor:
     return torch.where(i > size - 1, 2 * (size - 1) - i, i)
 
 
+def normalise(images: torch.Tensor, mean, std) -> torch.Tensor:
+    """uint8 images (N, C, H, W) to the network's float input: pixel / 255, then (x - mean) / std per channel.
+
+    The one definition of the input for training, evaluation, export checks and predict. Divide (not multiply
+    by 1/255) so the values match torchvision's ToTensor bit for bit. `mean`, `std`: per-channel sequences,
+    or tensors already shaped (1, C, 1, 1).
+    """
+    mean = torch.as_tensor(mean, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
+    std = torch.as_tensor(std, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
+    return (images.float() / 255 - mean) / std
+
+
 class TensorLoader:
     """Yields normalised float batches (x, y) from an ImageSet copied once to `device`.
 
@@ -97,8 +109,7 @@ class TensorLoader:
         return n // b if self.drop_last else -(-n // b)
 
     def to_float(self, x: torch.Tensor) -> torch.Tensor:
-        # Divide (not multiply by 1/255) so the values match torchvision's ToTensor bit for bit.
-        x = (x.float() / 255 - self.mean) / self.std
+        x = normalise(x, self.mean, self.std)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def epoch(self, epoch: int = 0, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from toolkit.core.errors import ToolkitError
+from toolkit.data import normalise
 
 CHECK_BATCHES = (1, 7, 256)
 
@@ -23,10 +24,8 @@ class ExportError(ToolkitError):
 def example_inputs(ckpt: dict, batch: int, seed: int = 0) -> torch.Tensor:
     """A fixed, normalised batch of random images, the same every time for a given checkpoint."""
     g = torch.Generator().manual_seed(seed + batch)
-    x = torch.randint(0, 256, (batch, *ckpt["input"]["shape"]), generator=g).float() / 255
-    mean = torch.tensor(ckpt["input"]["mean"]).view(1, -1, 1, 1)
-    std = torch.tensor(ckpt["input"]["std"]).view(1, -1, 1, 1)
-    return (x - mean) / std
+    pixels = torch.randint(0, 256, (batch, *ckpt["input"]["shape"]), generator=g, dtype=torch.uint8)
+    return normalise(pixels, ckpt["input"]["mean"], ckpt["input"]["std"])
 
 
 def count_non_finite(t: torch.Tensor) -> int:

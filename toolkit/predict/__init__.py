@@ -17,9 +17,10 @@ import torch
 from toolkit.core.callable_module import make_callable
 from toolkit.core.errors import ConfigError, DataError
 from toolkit.core.runs import MANIFEST, latest_run
+from toolkit.data import normalise
 from toolkit.export.formats import FORMATS, check_runtime, open_runtime, primary_format
 from toolkit.export.manifest import read_manifest
-from toolkit.predict.images import expand, load_image, normalise
+from toolkit.predict.images import expand, load_image
 
 BATCH = 256
 
@@ -91,7 +92,8 @@ def predict(
     rt = open_runtime(runtime, run / fmt.filename, "cpu", threads)
     result = PredictResult(run, runtime, fmt.name, rt.describe(), failures=failures)
     for start in range(0, len(images), BATCH):
-        x = normalise(torch.stack(images[start : start + BATCH]), manifest["input"])
+        spec = manifest["input"]  # the normalisation comes from the manifest alone
+        x = normalise(torch.stack(images[start : start + BATCH]), spec["mean"], spec["std"])
         probs = torch.softmax(rt.run(x).float(), dim=1)
         p, idx = probs.topk(top_k, dim=1)
         for name, pr, ix in zip(names[start : start + BATCH], p.tolist(), idx.tolist(), strict=True):

@@ -2,7 +2,8 @@
 
 Any size and mode Pillow reads (PNG, JPEG, BMP, WebP, ...; grey, palette, RGBA) becomes RGB; the image is
 resized to the network's input size with Pillow's bicubic filter (antialiased when shrinking), the aspect
-ratio not kept, as CIFAR's own images were made. A CIFAR image saved as a 32x32 PNG comes back bit-exact.
+ratio not kept, as CIFAR's own images were made. A CIFAR image saved as a 32x32 PNG comes back bit-exact,
+and toolkit.data.normalise turns it into the same input training and verify give the network.
 """
 
 from __future__ import annotations
@@ -55,10 +56,3 @@ def load_image(path: Path, size: tuple[int, int]) -> torch.Tensor:
     if rgb.size != (w, h):
         rgb = rgb.resize((w, h), Image.Resampling.BICUBIC)
     return torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1)
-
-
-def normalise(images: torch.Tensor, input_spec: dict) -> torch.Tensor:
-    """uint8 (N, 3, H, W) to the float input the model was trained on, as manifest.json describes it."""
-    mean = torch.tensor(input_spec["mean"], dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.tensor(input_spec["std"], dtype=torch.float32).view(1, -1, 1, 1)
-    return (images.float() / 255 - mean) / std
