@@ -92,6 +92,7 @@ def export(
     model = model_from_checkpoint(ckpt)
     options["source_sha256"] = sha256(ckpt_path)
     result = ExportResult(run_dir)
+    batches = check_batches(ckpt)
     for spec in specs:
         final = run_dir / spec.filename
         started = time.perf_counter()
@@ -103,10 +104,12 @@ def export(
             runtime_name = spec.runtimes[0]
             label = f"{target_label(spec.name, runtime_name, 'cpu')} ({spec.filename})"
             try:
-                child = run_in_child(runtime_name, tmp, "cpu", threads, check_batches(ckpt), label=label)
+                child = run_in_child(runtime_name, tmp, "cpu", threads, batches, label=label)
             except ToolkitError as exc:
                 raise ExportError(f"{exc}; the file was not kept") from None
-            check = compare_with_eager(model, child.outputs, label, ckpt, atol, rtol, gate_logits=not spec.reduced)
+            check = compare_with_eager(
+                model, batches, child.outputs, label, ckpt, atol, rtol, gate_logits=not spec.reduced
+            )
         result.files[spec.name] = final
         result.checks[spec.name] = {
             **check,

@@ -38,6 +38,7 @@ def check_batches(ckpt: dict) -> list[torch.Tensor]:
 
 def compare_with_eager(
     model: nn.Module,
+    inputs: list[torch.Tensor],
     outputs: list[torch.Tensor],
     label: str,
     ckpt: dict,
@@ -45,14 +46,14 @@ def compare_with_eager(
     rtol: float,
     gate_logits: bool = True,
 ) -> dict[str, Any]:
-    """Compare a runtime's `outputs` for check_batches(ckpt) with eager's; raise ExportError on the first problem.
+    """Compare a runtime's `outputs` for `inputs` (check_batches) with eager's; raise ExportError on the first problem.
 
     fp32 files must match the logits (atol + rtol*|logit|). Reduced-precision files (`gate_logits=False`)
     must give finite logits of the right shape; their distance and top-1 agreement on these random
     images are recorded, and verify gates them on the test set by accuracy and agreement.
     """
     worst, agree, total = 0.0, 0, 0
-    for x, got in zip(check_batches(ckpt), outputs, strict=True):
+    for x, got in zip(inputs, outputs, strict=True):
         b = len(x)
         with torch.inference_mode():
             ref = model(x)

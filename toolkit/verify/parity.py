@@ -260,6 +260,8 @@ def verify(
             notes.append(problem)
         entries = []
         shared = stack.enter_context(saved_inputs(inputs))  # written once, read by every runtime's process
+        # model.onnx is read by three runtimes: hash each file once.
+        hashes = {f.filename: sha256(run_dir / f.filename) for f, _, _ in targets}
         for fmt, name, device in targets:
             path = run_dir / fmt.filename
             entry = RuntimeParity(name, device, fmt.name, fmt.precision, {})
@@ -275,13 +277,14 @@ def verify(
                 entries.append(entry)
                 continue
             _check_identity(path, metadata, ckpt)
-            _compare(entry, path, outputs, ref_logits, labels, ref_acc, manifest)
+            _compare(entry, path, hashes[path.name], outputs, ref_logits, labels, ref_acc, manifest)
             _judge(entry, thresholds)
             entries.append(entry)
     finally:
         stack.close()
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32["matmul"], tf32["cudnn"]
-    if manifest and manifest.get("source_checkpoint", {}).get("sha256") != sha256(run_dir / CHECKPOINT):
+    checkpoint_sha = hashes.get(CHECKPOINT) or sha256(run_dir / CHECKPOINT)
+    if manifest and manifest.get("source_checkpoint", {}).get("sha256") != checkpoint_sha:
         notes.append("the checkpoint changed after the export; re-run toolkit export")
     for e in entries:
         if e.file_matches_manifest is False:
@@ -297,7 +300,7 @@ def verify(
     return result
 
 
-def _compare(e: RuntimeParity, path: Path, outputs, ref_logits, labels, ref_acc, manifest) -> None:
+def _compare(e: RuntimeParity, path: Path, file_sha256: str, outputs, ref_logits, labels, ref_acc, manifest) -> None:
     """Fill `e`'s figures from the runtime's `outputs` against the reference logits."""
     diffs, agree, correct, worst, worst_batch, non_finite, first_bad = [], 0, 0, -1.0, 0, 0, None
     start = 0
@@ -318,7 +321,7 @@ def _compare(e: RuntimeParity, path: Path, outputs, ref_logits, labels, ref_acc,
     all_d = torch.cat(diffs).double()
     n = len(labels)
     entry_file = manifest.get("files", {}).get(path.name)
-    e.file_matches_manifest = None if entry_file is None else entry_file.get("sha256") == sha256(path)
+    e.file_matches_manifest = None if entry_file is None else entry_file.get("sha256") == file_sha256
     if entry_file:  # how the file was made, so a table of two exporters says which is which
         keys = ("exporter", "opset", "mode", "int8_preset", "calibration")
         e.details["export"] = ", ".join(f"{k} {entry_file[k]}" for k in keys if k in entry_file)
