@@ -37,6 +37,11 @@ def user_errors():
 Opt = typer.Option
 
 
+def _given(**options):
+    """Only the options typed on the command line: the library fills the rest from its own defaults."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
 @app.command()
 def train(
     model: Annotated[Optional[str], Opt(help="Registry model (see `toolkit models`) [tutorial-cnn].")] = None,
@@ -124,7 +129,7 @@ def train(
         try:
             # Only what was typed is passed on: it overrides the file, the library fills the rest from the
             # recipe, and refuses changes on --resume.
-            run_training(base, resume=resume, reporter=rep, **{k: v for k, v in given.items() if v is not None})
+            run_training(base, resume=resume, reporter=rep, **_given(**given))
         finally:
             rep.close()
 
@@ -174,7 +179,7 @@ def reproduce(
             out=out,
             reporter=rep,
             progress=typer.echo,
-            **{k: v for k, v in given.items() if v is not None},
+            **_given(**given),
         )
     st = result["stats"]
     spread = "" if st["std"] is None else f" ± {st['std']:.2f}, 95 % CI [{st['ci95'][0]:.2f}, {st['ci95'][1]:.2f}]"
@@ -382,11 +387,7 @@ def sweep(
     """Tune a model's hyperparameters on Optuna; trials are scored on validation, the best one tested once."""
     from toolkit.experiments.sweep import sweep as run_sweep
 
-    options = {
-        k: v
-        for k, v in dict(dataset=dataset, data_dir=data_dir, limit_train=limit_train, device=device).items()
-        if v is not None
-    }
+    options = _given(dataset=dataset, data_dir=data_dir, limit_train=limit_train, device=device)
     with user_errors():
         s = run_sweep(
             model,
@@ -423,7 +424,6 @@ def runs(
 ):
     """A table of every training run under OUT; `toolkit runs A B` compares two (config, figures, curves)."""
     import json
-    from pathlib import Path
 
     from rich.console import Console
     from rich.table import Table
@@ -606,21 +606,17 @@ def _time_to_accuracy(
     from toolkit.core.files import write_json
     from toolkit.train.progress import PlainReporter
 
-    overrides = {
-        k: v
-        for k, v in dict(
-            data_dir=data_dir,
-            dataset=dataset,
-            epochs=epochs,
-            limit_train=limit_train,
-            amp=amp,
-            channels_last=channels_last,
-            compile=compile,
-            out=out,
-            device=device[0] if device else None,
-        ).items()
-        if v is not None
-    }
+    overrides = _given(
+        data_dir=data_dir,
+        dataset=dataset,
+        epochs=epochs,
+        limit_train=limit_train,
+        amp=amp,
+        channels_last=channels_last,
+        compile=compile,
+        out=out,
+        device=device[0] if device else None,
+    )
     with user_errors():
         if device and len(device) > 1:
             raise ToolkitError("--time-to-accuracy takes one --device")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.bench.cases import inference_worker, peak_worker, training_worker
+from toolkit.bench.report import fp32_bound
 from toolkit.bench.timing import DEFAULT_BATCHES, forward_flops, harness_overhead_s
 from toolkit.core.device import available_devices, native_half_precisions
 from toolkit.core.errors import ConfigError, DeviceError, RunFolderError, ToolkitError
@@ -276,7 +277,7 @@ def _share_of_peak(inference: list[dict], training: list[dict], peak: dict, flop
         return pct
 
     for case in inference:
-        fp32 = case.get("precision", "fp32") == "fp32" and "bf16" not in case.get("variant", "")
+        fp32 = fp32_bound(case)
         for r in case["results"]:
             label = f"{case.get('label', case['runtime'] + '/' + case['device'])} batch {r['batch_size']}"
             r["pct_of_peak"] = share(r["img_per_s"], case["device"], 1, label, fp32)

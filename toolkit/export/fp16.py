@@ -44,6 +44,7 @@ def _sort_nodes(graph) -> None:
         for n in ready:
             ordered.append(n)
             known.update(n.output)
-        pending = [n for n in pending if not any(n is r for r in ready)]
+        placed = {id(n) for n in ready}
+        pending = [n for n in pending if id(n) not in placed]
     del graph.node[:]
     graph.node.extend(ordered)

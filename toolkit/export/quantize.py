@@ -9,9 +9,9 @@ instruction (vpmaddubsw) whose 16-bit sums saturate; u8 activations with 7-bit w
 stay clear of it and are fast there, while s8 x s8 is emulated (measured on a 2-core AVX2 EPYC,
 resnet20 batch 256: u8s8-rr 1.50x fp32 onnxruntime, s8s8 0.58x). VNNI (vpdpbusd) and AMX accumulate
 u8 x s8 in 32 bits, so full-range u8s8 does not saturate there; s8s8, onnxruntime's documented choice for
-them, measured slower on a 2-core AMX Xeon with onnxruntime 1.32 at batch 256 (trained resnet20: s8s8
-1,367 img/s, 0.48x fp32; u8s8 5,211, 1.86x; tutorial CNN and fast-cnn: u8s8 as fast or faster), so u8s8
-is chosen there. `--int8-preset` overrides either choice.
+them, measured slower on a 2-core AMX Xeon with onnxruntime 1.32 (`toolkit bench`, batch 256, trained
+resnet20: s8s8 1,367 img/s, 0.48x fp32; u8s8 5,341, 1.89x; tutorial CNN and fast-cnn: u8s8 as fast or
+faster), so u8s8 is chosen there. `--int8-preset` overrides either choice.
 
 Dynamic: weights quantized ahead, activations per batch at run time, MatMul/Gemm only: for
 Linear-heavy models (the tutorial CNN's fc1 holds 25.7 M of its 25.8 M parameters).

@@ -22,6 +22,8 @@ class Runtime(ABC):
     def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None):
         if threads is not None and threads < 1:
             raise ConfigError(f"--threads must be a positive integer, got {threads}")
+        if self.module is not None and (why := self.unavailable_reason(device)):  # an optional runtime
+            raise ConfigError(why)
         self.path, self.device, self.requested_threads = Path(path), device, threads
 
     @classmethod

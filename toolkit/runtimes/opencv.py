@@ -25,9 +25,6 @@ class OpenCvRuntime(Runtime):
 
     def __init__(self, path, device="cpu", threads=None):
         super().__init__(path, device, threads)
-        why = self.unavailable_reason(device)
-        if why:
-            raise ToolkitError(why)
         import cv2
 
         cv2.setNumThreads(threads or (os.cpu_count() or 1))
