@@ -36,8 +36,9 @@ DISTRIBUTIONS = ("float", "int", "categorical")
 
 
 def default_space(model: str) -> dict[str, dict[str, Any]]:
-    """A decade of lr around the recipe's, weight decay, label smoothing, augmentation, batch size (and SGD
-    momentum): the knobs a recipe has."""
+    """A decade of lr around the recipe's, weight decay, label smoothing, augmentation, batch size, the lr
+    schedule (and SGD momentum): the knobs a recipe has. Schedules scale with a run's length, so a short trial's
+    cosine is the same shape as the retrain's."""
     r = get_spec(model).recipe
     space: dict[str, dict[str, Any]] = {
         "lr": {"type": "float", "low": r.lr / math.sqrt(10), "high": r.lr * math.sqrt(10), "log": True},
@@ -48,6 +49,8 @@ def default_space(model: str) -> dict[str, dict[str, Any]]:
             "type": "categorical",
             "choices": sorted({max(8, r.batch_size // 2), r.batch_size, r.batch_size * 2}),
         },
+        # warmup-linear is left out: it needs three more parameters to mean anything
+        "schedule": {"type": "categorical", "choices": list(dict.fromkeys([r.schedule, "cosine", "onecycle"]))},
     }
     if r.optimizer == "sgd":
         space["momentum"] = {"type": "float", "low": 0.8, "high": 0.95}
