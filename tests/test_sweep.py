@@ -1,7 +1,12 @@
 """toolkit sweep on Optuna: pruning, the test set read once at the end, continuing a study, two workers."""
 
+import importlib
+import json
+import signal
 import subprocess
 import sys
+import time
+import warnings
 
 import optuna
 import pytest
@@ -10,6 +15,9 @@ from typer.testing import CliRunner
 from tests.test_cli_train import assert_one_line_error
 from toolkit.cli import app
 from toolkit.experiments import sweep
+from toolkit.train.checkpoint import load_checkpoint
+
+sweep_module = importlib.import_module("toolkit.experiments.sweep")  # the package's `sweep` is the function
 
 runner = CliRunner()
 SYNTH = dict(dataset="synthetic", limit_train=256, val_size=64, epochs=2, device="cpu")
@@ -54,6 +62,67 @@ def test_rerunning_continues_the_study(tmp_path):
     assert s["trials"] == 3 and [r["number"] for r in sorted(s["rows"], key=lambda r: r["number"])] == [0, 1, 2]
     again = sweep("tutorial-cnn", trials=3, out=tmp_path, pruner="none", **SYNTH)  # already there: no new trial
     assert again["trials"] == 3
+
+
+def _load(tmp_path, name):
+    db = tmp_path / "sweeps" / name / "study.db"
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{db}").trials
+
+
+def test_killing_a_sweep_and_rerunning_it_continues_the_study(tmp_path):
+    args = [sys.executable, "-m", "toolkit", "sweep", "tutorial-cnn", "--trials", "2", "--epochs", "3"]
+    args += ["--val-size", "64", "--dataset", "synthetic", "--limit-train", "448", "--device", "cpu"]
+    args += ["--pruner", "none", "--study", "killed", "--out", str(tmp_path)]
+    worker = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    second = tmp_path / "sweeps" / "killed" / "trial-1"
+    deadline = time.monotonic() + 300
+    while not (second / "metrics.jsonl").exists() and worker.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the second trial has finished an epoch: it is mid-run
+    worker.send_signal(signal.SIGINT)
+    out, err = worker.communicate(timeout=120)
+    assert worker.returncode == 130, (out, err)
+    assert err.count("\n") == 1 and "re-run the same command to continue" in err, err
+    trials = _load(tmp_path, "killed")
+    states = [t.state.name for t in trials]
+    assert states == ["COMPLETE", "FAIL", "WAITING"], states
+    assert trials[1].user_attrs["interrupted"] == "SIGINT" and trials[2].user_attrs["retry_of"] == 1
+    stopped_at = load_checkpoint(second)["progress"]
+    assert stopped_at["batch"] > 0 and stopped_at["partial"]  # stopped mid-epoch as toolkit train stops: resumable
+
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    trials = _load(tmp_path, "killed")
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert trials[2].params == trials[1].params  # the interrupted configuration, run again in full
+    summary = json.loads((tmp_path / "sweeps" / "killed" / "sweep.json").read_text())
+    assert summary["trials"] == 2 and summary["retried"] == 1
+    assert [r["state"] for r in sorted(summary["rows"], key=lambda r: r["number"])] == [
+        "complete",
+        "interrupted",
+        "complete",
+    ]
+
+
+def test_a_trial_whose_worker_went_silent_is_failed_and_run_again(tmp_path, monkeypatch):
+    # A worker killed with SIGKILL leaves its trial RUNNING; its heartbeat stops, and after the grace period
+    # the next trial any worker starts fails it and queues its configuration again.
+    monkeypatch.setattr(sweep_module, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(sweep_module, "GRACE_SECONDS", 1)
+    folder = tmp_path / "sweeps" / "lost"
+    folder.mkdir(parents=True)
+    storage = sweep_module._storage(f"sqlite:///{folder / 'study.db'}")
+    study = optuna.create_study(study_name="lost", storage=storage, direction="maximize")
+    lr = sweep_module.default_space("tutorial-cnn")["lr"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna: heartbeats are meant for optimize(), which the real worker ran
+        orphan = study.ask()
+    lost_lr = orphan.suggest_float("lr", lr["low"], lr["high"], log=True)
+    storage.record_heartbeat(orphan._trial_id)  # what its worker did before it died
+    time.sleep(2.5)
+    s = sweep("tutorial-cnn", trials=2, out=tmp_path, study="lost", pruner="none", **SYNTH)
+    rows = {r["number"]: r for r in s["rows"]}
+    assert rows[0]["state"] == "lost" and rows[1]["state"] == "complete" and rows[1]["params"]["lr"] == lost_lr
+    assert s["trials"] == 2 and s["complete"] == 2 and s["retried"] == 1
 
 
 def test_two_processes_share_one_sqlite_study(tmp_path):

@@ -9,6 +9,13 @@ The study lives in a database: SQLite in the study folder by default, so re-runn
 it; any URL Optuna accepts (PostgreSQL, MySQL) lets processes on many machines work on one study. Each
 process stops once the study holds `trials` trials (running ones included); two processes that finish
 their last trials in the same instant can overshoot by one each.
+
+Stopping and continuing: SIGINT or SIGTERM stops the running trial at its next step (a checkpoint is written,
+as `toolkit train` does), records it as interrupted, queues its configuration to run again first, and ends
+the process with exit code 128 + signal; re-running the command continues the study. A worker that dies
+without a word (SIGKILL, a lost machine) stops sending its heartbeat; after GRACE_SECONDS the next trial any
+worker starts marks that trial failed and queues its configuration again. A retried trial is not counted
+towards `trials`: the one that replaces it is.
 """
 
 from __future__ import annotations
@@ -18,13 +25,14 @@ import fcntl
 import json
 import math
 import os
+import signal
 import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from toolkit.core.errors import ConfigError, ToolkitError, TrainingDiverged, first_line
+from toolkit.core.errors import ConfigError, Interrupted, ToolkitError, TrainingDiverged, first_line
 from toolkit.core.files import write_text
 from toolkit.core.markdown import markdown_table
 from toolkit.models import get_spec
@@ -33,6 +41,9 @@ from toolkit.train.progress import Reporter
 PRUNERS = ("median", "hyperband", "none")
 SAMPLERS = ("tpe", "random")
 DISTRIBUTIONS = ("float", "int", "categorical")
+HEARTBEAT_SECONDS = 30  # how often a running trial tells the database its worker is alive
+GRACE_SECONDS = 120  # a trial silent this long lost its worker: it is failed and its configuration retried
+MAX_RETRIES = 2  # a configuration that loses its worker this many times is left failed
 
 
 def default_space(model: str) -> dict[str, dict[str, Any]]:
@@ -100,8 +111,20 @@ def _suggest(trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def _storage(url: str):
     import optuna
 
+    # Heartbeats and retries are marked experimental in Optuna; their warnings are not the user's business.
+    # Optuna 4.9 renamed the retry callback and its argument; older 4.x has only the first names.
+    retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
     try:
-        return optuna.storages.RDBStorage(url)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            callback = (
+                {"heartbeat_stale_trial_callback": retry(max_retry=MAX_RETRIES)}
+                if retry
+                else {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=MAX_RETRIES)}
+            )
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS, **callback
+            )
     except Exception as exc:  # a malformed URL, a missing driver, an unreachable server
         raise ConfigError(f"cannot open the study database {url!r}: {first_line(exc)}") from None
 
@@ -150,7 +173,7 @@ def sweep(
     """Run (or continue) a study of `trials` trials; returns its summary (also sweep.json/.md, best.toml)."""
     import optuna
 
-    from toolkit.train.loop import train
+    from toolkit.train.loop import StopFlag, stop_on_signals, train
 
     get_spec(model)
     if trials < 1 or n_jobs < 1 or val_size < 1:
@@ -164,7 +187,8 @@ def sweep(
     folder = Path(out) / "sweeps" / study_name
     folder.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{(folder / 'study.db').resolve()}"
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Optuna logs each failed trial with its traceback; the progress lines below say what happened in one line
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     sampler_obj = optuna.samplers.TPESampler(seed=seed) if sampler == "tpe" else optuna.samplers.RandomSampler(seed)
     # Two processes creating one SQLite schema at once collide (alembic_version UNIQUE constraint): the first
     # creates it under a lock in the study folder, the others then find it. Server databases handle their own.
@@ -177,6 +201,8 @@ def sweep(
             direction="maximize",
             load_if_exists=True,
         )
+
+    stop = StopFlag()  # shared with every trial's train(): one signal stops whichever trials are running
 
     def objective(trial) -> float:
         params = _suggest(trial, search)
@@ -194,31 +220,49 @@ def sweep(
                 test_eval=False,
                 seed=seed,
                 reporter=_PruningReporter(trial),
+                stop=stop,
                 **options,
             )
+        except Interrupted:
+            trial.set_user_attr("interrupted", signal.Signals(stop.signum or signal.SIGINT).name)
+            trial.study.enqueue_trial(params, user_attrs={"retry_of": trial.number})
+            progress(f"trial {trial.number}: interrupted; its configuration runs again when the sweep continues")
+            raise  # recorded as failed; _MaxTrials sees the flag and stops the study
         except TrainingDiverged as exc:
             trial.set_user_attr("diverged", first_line(exc))
             progress(f"trial {trial.number}: diverged ({first_line(exc)})")
             return float("nan")  # Optuna records the trial as failed; the sweep goes on
+        except ToolkitError as exc:
+            trial.set_user_attr("error", first_line(exc))
+            progress(f"trial {trial.number}: failed ({first_line(exc)})")
+            raise  # recorded as failed (catch= below); the sweep goes on
         finally:
             trial.set_user_attr("seconds", time.perf_counter() - started)
         value = result.summary["final_val_acc"]
         progress(f"trial {trial.number}: val acc {value:.2f}% with {_short(params)}")
         return value
 
-    callbacks = [_MaxTrials(trials)]
     started = time.perf_counter()
     if _count(st) < trials:
-        st.optimize(
-            objective,
-            n_trials=trials,
-            timeout=timeout,
-            n_jobs=n_jobs,
-            callbacks=callbacks,
-            catch=(ToolkitError,),
-            gc_after_trial=True,
-        )
+        with stop_on_signals(stop, enabled=True), warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # failing stale trials
+            st.optimize(
+                objective,
+                n_trials=trials,
+                timeout=timeout,
+                n_jobs=n_jobs,
+                callbacks=[_MaxTrials(trials, stop)],
+                catch=(ToolkitError,),
+                gc_after_trial=True,
+            )
     summary = _summarize(st, folder, model, search, time.perf_counter() - started)
+    if stop.signum is not None:
+        raise Interrupted(
+            f"sweep {study_name!r} stopped by {signal.Signals(stop.signum).name} with "
+            f"{summary['complete'] + summary['pruned'] + summary['failed']} of {trials} trials finished; "
+            "re-run the same command to continue the study",
+            stop.signum,
+        )
     return summary
 
 
@@ -236,18 +280,39 @@ class _PruningReporter(Reporter):
             raise optuna.TrialPruned(f"pruned after epoch {metrics['epoch']}")
 
 
+def _retried(trials) -> set[int]:
+    """Numbers of the trials whose configuration was queued again (interrupted, or their worker lost)."""
+    numbers = set()
+    for t in trials:
+        numbers.update(n for n in (t.user_attrs.get("retry_of"), t.system_attrs.get("failed_trial")) if n is not None)
+    return numbers
+
+
+def _counted(trials) -> list:
+    """The trials that count towards --trials: running or finished, except the failed ones whose configuration
+    runs again. Queued (waiting) ones do not count until a worker takes them, or no worker would."""
+    from optuna.trial import TrialState
+
+    retried = _retried(trials)
+    return [
+        t for t in trials if t.state != TrialState.WAITING and not (t.state == TrialState.FAIL and t.number in retried)
+    ]
+
+
 def _count(study) -> int:
-    return len(study.get_trials(deepcopy=False))
+    return len(_counted(study.get_trials(deepcopy=False)))
 
 
 class _MaxTrials:
-    """Stop this process once the study holds `n` trials in any state, whichever process ran them."""
+    """Stop this process once the study holds `n` counted trials in any state, whichever process ran them,
+    or once a signal set the sweep's stop flag."""
 
-    def __init__(self, n: int):
+    def __init__(self, n: int, stop):
         self.n = n
+        self.stop = stop
 
     def __call__(self, study, trial) -> None:
-        if _count(study) >= self.n:
+        if self.stop.signum is not None or _count(study) >= self.n:
             study.stop()
 
 
@@ -260,11 +325,14 @@ def _summarize(study, folder: Path, model: str, space: dict, seconds: float) -> 
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
+    retried = _retried(trials)
     rows = []
     for t in trials:
         state = t.state.name.lower()
         if state == "fail" and "diverged" in t.user_attrs:
             state = "diverged"
+        elif state == "fail" and t.number in retried:
+            state = "interrupted" if "interrupted" in t.user_attrs else "lost"  # lost: its worker went silent
         rows.append(
             {
                 "number": t.number,
@@ -281,10 +349,11 @@ def _summarize(study, folder: Path, model: str, space: dict, seconds: float) -> 
         "study": study.study_name,
         "model": model,
         "space": space,
-        "trials": len(trials),
+        "trials": len(_counted(trials)),
         "complete": len(done),
         "pruned": sum(r["state"] == "pruned" for r in rows),
         "failed": sum(r["state"] in ("fail", "diverged") for r in rows),
+        "retried": len(retried),  # interrupted or lost trials, each replaced by a later one: not in `trials`
         "seconds_this_call": seconds,
         "rows": sorted(rows, key=lambda r: (r["value"] is None, -(r["value"] or 0))),
         "best": None,
@@ -338,7 +407,9 @@ def _toml(values: dict[str, Any]) -> str:
 def _markdown(s: dict[str, Any]) -> str:
     head = (
         f"# Sweep {s['study']} ({s['model']})\n\n{s['trials']} trials: {s['complete']} complete, {s['pruned']} "
-        f"pruned, {s['failed']} failed or diverged. Scored on validation accuracy; test accuracy only for the best.\n\n"
+        f"pruned, {s['failed']} failed or diverged"
+        + (f" (and {s['retried']} interrupted or lost, each run again as a later trial)" if s["retried"] else "")
+        + ". Scored on validation accuracy; test accuracy only for the best.\n\n"
     )
     if s["best"]:
         b = s["best"]

@@ -352,12 +352,15 @@ def train(
     resume: str | Path | None = None,
     reporter: Reporter | None = None,
     step_hook: Callable[[int, int], None] | None = None,
+    stop: StopFlag | None = None,
     **overrides: Any,
 ) -> TrainResult:
     """Train a registry model; keyword overrides are TrainConfig fields (`train(model="resnet20", epochs=2)`).
 
     With `resume`, the run continues from that checkpoint in its own folder; only `epochs`, `device`,
-    `data_dir` and `download` may then differ from the checkpoint's configuration.
+    `data_dir` and `download` may then differ from the checkpoint's configuration. A caller that handles
+    signals itself (a sweep, whose trials may run in worker threads, where no handler can be installed)
+    passes its own `stop` flag: setting it stops the run as a signal would, with a resumable checkpoint.
     """
     reporter = reporter or Reporter()
     cfg, run_dir, ckpt = _resolve(config, resume, overrides)
@@ -366,8 +369,8 @@ def train(
     if not dist.is_main:
         reporter = Reporter()
     claim = claim_run_dir(run_dir, resuming=ckpt is not None) if dist.is_main else contextlib.nullcontext()
-    stop = StopFlag()
-    with dist.guard(), claim, _stop_on_signals(stop, enabled=not dist.enabled):
+    stop = stop or StopFlag()
+    with dist.guard(), claim, stop_on_signals(stop, enabled=not dist.enabled):
         t = prepare(cfg, device, dist, ckpt)
         reporter.start(_describe(t, run_dir, resumed=ckpt is not None))
         while t.state.epoch < epochs_to_run(cfg) and not _reached_target(cfg, t.state.metrics):
@@ -474,7 +477,7 @@ def _describe(t: Training, run_dir: Path, *, resumed: bool) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _stop_on_signals(stop: StopFlag, *, enabled: bool):
+def stop_on_signals(stop: StopFlag, *, enabled: bool):
     """A first SIGINT/SIGTERM asks the loop to stop at the next step boundary; a second one stops at once.
 
     Under torchrun every rank gets the signal at a different step; stopping them in step is not worth the
