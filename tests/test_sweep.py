@@ -190,3 +190,21 @@ def test_bad_search_spaces(tmp_path, text, fragment):
     space = tmp_path / "space.toml"
     space.write_text(text)
     assert_one_line_error(run("sweep", "tutorial-cnn", "--space", space, "--out", tmp_path), fragment)
+
+
+@pytest.mark.parametrize("name", ["median", "hyperband"])
+def test_pruners_wait_for_half_the_epochs(name):
+    # Augmentation and decaying schedules lag early: a trial far below the others is judged only from epoch 5 of 10.
+    study = optuna.create_study(direction="maximize", pruner=sweep_module._pruner(name, 10))
+    for _ in range(4):
+        good = study.ask()
+        for epoch in range(1, 11):
+            good.report(80.0, epoch)
+            assert not good.should_prune()  # hyperband's rungs record a trial only when it asks
+        study.tell(good, 80.0)
+    late = study.ask()
+    verdicts = []
+    for epoch in range(1, 11):
+        late.report(10.0, epoch)
+        verdicts.append(late.should_prune())
+    assert verdicts.index(True) == 4  # epochs 1-4 are never judged; epoch 5 is

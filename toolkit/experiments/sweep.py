@@ -142,12 +142,15 @@ def _creation_lock(folder: Path | None):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _pruner(name: str):
+def _pruner(name: str, epochs: float):
+    """Pruners judge a trial only from the middle of its epochs: augmentation, regularisation and decaying
+    schedules cost accuracy early and pay late, so judging at epoch 1 would prune exactly what helps."""
     import optuna
 
+    halfway = max(1, math.ceil(epochs / 2))
     return {
-        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
-        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1),
+        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=halfway),
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=halfway, max_resource=math.ceil(epochs)),
         "none": optuna.pruners.NopPruner,
     }[name]()
 
@@ -197,7 +200,7 @@ def sweep(
             study_name=study_name,
             storage=_storage(url),
             sampler=sampler_obj,
-            pruner=_pruner(pruner),
+            pruner=_pruner(pruner, epochs or get_spec(model).recipe.epochs),
             direction="maximize",
             load_if_exists=True,
         )
