@@ -91,6 +91,7 @@ def test_killing_a_sweep_and_rerunning_it_continues_the_study(tmp_path):
 
     done = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
+    assert "2 trials: 2 complete, 0 pruned, 0 failed (1 interrupted or lost, run again)" in done.stdout
     trials = _load(tmp_path, "killed")
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]
     assert trials[2].params == trials[1].params  # the interrupted configuration, run again in full

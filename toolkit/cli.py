@@ -406,7 +406,8 @@ def sweep(
             progress=typer.echo,
             **options,
         )
-    typer.echo(f"{s['trials']} trials: {s['complete']} complete, {s['pruned']} pruned, {s['failed']} failed")
+    retried = f" ({s['retried']} interrupted or lost, run again)" if s["retried"] else ""
+    typer.echo(f"{s['trials']} trials: {s['complete']} complete, {s['pruned']} pruned, {s['failed']} failed{retried}")
     if s["best"]:
         b = s["best"]
         typer.echo(f"best: trial {b['number']}, val {b['val_acc']:.2f}%, test {b['test_acc']:.2f}% (measured once)")
