@@ -39,8 +39,10 @@ def test_a_sweep_prunes_and_reads_the_test_set_once_at_the_end(tmp_path, monkeyp
 
     monkeypatch.setattr(data_mod, "load_dataset", recording)
     monkeypatch.setattr("toolkit.train.loop.load_dataset", recording)
-    s = sweep("tutorial-cnn", trials=4, out=tmp_path, seed=0, **SYNTH)
+    lines = []
+    s = sweep("tutorial-cnn", trials=4, out=tmp_path, seed=0, progress=lines.append, **SYNTH)
     assert s["trials"] == 4 and s["pruned"] >= 1 and s["complete"] + s["pruned"] + s["failed"] == 4
+    assert len(lines) == 4 and sum(": pruned after epoch " in line for line in lines) == s["pruned"]  # one per trial
     # Every trial loads training images only; the one test-set read is the best trial's, after all of them.
     assert loads.count("test") == 1 and loads[-1] == "test" and loads.count("train") == 4
     folder = tmp_path / "sweeps" / "tutorial-cnn-sweep"

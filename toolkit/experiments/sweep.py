@@ -231,6 +231,9 @@ def sweep(
             trial.study.enqueue_trial(params, user_attrs={"retry_of": trial.number})
             progress(f"trial {trial.number}: interrupted; its configuration runs again when the sweep continues")
             raise  # recorded as failed; _MaxTrials sees the flag and stops the study
+        except optuna.TrialPruned as exc:
+            progress(f"trial {trial.number}: pruned {exc} with {_short(params)}")
+            raise
         except TrainingDiverged as exc:
             trial.set_user_attr("diverged", first_line(exc))
             progress(f"trial {trial.number}: diverged ({first_line(exc)})")
@@ -280,7 +283,7 @@ class _PruningReporter(Reporter):
 
         self.trial.report(metrics["val_acc"], metrics["epoch"])
         if self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned after epoch {metrics['epoch']}")
+            raise optuna.TrialPruned(f"after epoch {metrics['epoch']} at val acc {metrics['val_acc']:.2f}%")
 
 
 def _retried(trials) -> set[int]:
