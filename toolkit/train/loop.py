@@ -366,6 +366,12 @@ def train(
     cfg, run_dir, ckpt = _resolve(config, resume, overrides)
     dist = distributed.setup(cfg.device)
     device = dist.device if dist.enabled else pick_device(cfg.device)
+    if device.type == "cpu":
+        # Adam's first moment decays by beta1 each step wherever a gradient is zero (dead ReLUs in the
+        # tutorial CNN's 25.7 M-weight fc1): within an epoch millions of entries reach the denormal range,
+        # where x86 arithmetic is many times slower (measured: 215 img/s fell below 80). Flushing them to
+        # zero costs nothing in accuracy; it is process-wide and stays on, as torch offers no getter.
+        torch.set_flush_denormal(True)
     if not dist.is_main:
         reporter = Reporter()
     claim = claim_run_dir(run_dir, resuming=ckpt is not None) if dist.is_main else contextlib.nullcontext()
