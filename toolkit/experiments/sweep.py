@@ -178,7 +178,7 @@ def sweep(
 
     from toolkit.train.loop import StopFlag, stop_on_signals, train
 
-    get_spec(model)
+    spec = get_spec(model)
     if trials < 1 or n_jobs < 1 or val_size < 1:
         raise ConfigError("--trials, --n-jobs and --val-size must be positive integers")
     if pruner not in PRUNERS:
@@ -200,7 +200,7 @@ def sweep(
             study_name=study_name,
             storage=_storage(url),
             sampler=sampler_obj,
-            pruner=_pruner(pruner, epochs or get_spec(model).recipe.epochs),
+            pruner=_pruner(pruner, epochs or spec.recipe.epochs),
             direction="maximize",
             load_if_exists=True,
         )
@@ -227,7 +227,7 @@ def sweep(
                 **options,
             )
         except Interrupted:
-            trial.set_user_attr("interrupted", signal.Signals(stop.signum or signal.SIGINT).name)
+            trial.set_user_attr("interrupted", signal.Signals(stop.signum).name)  # train() set the shared flag
             trial.study.enqueue_trial(params, user_attrs={"retry_of": trial.number})
             progress(f"trial {trial.number}: interrupted; its configuration runs again when the sweep continues")
             raise  # recorded as failed; _MaxTrials sees the flag and stops the study
