@@ -106,6 +106,40 @@ def test_killing_a_sweep_and_rerunning_it_continues_the_study(tmp_path):
     ]
 
 
+def test_one_signal_stops_every_trial_of_a_threaded_sweep(tmp_path):
+    # --n-jobs 2 trains two trials in worker threads of one process; the signal reaches the main thread only,
+    # and the shared stop flag must stop both, each queued again, rather than leave one running to its end.
+    args = [sys.executable, "-m", "toolkit", "sweep", "tutorial-cnn", "--trials", "2", "--epochs", "4", "--n-jobs"]
+    args += ["2", "--val-size", "64", "--dataset", "synthetic", "--limit-train", "448", "--device", "cpu"]
+    args += ["--pruner", "none", "--study", "threads", "--out", str(tmp_path)]
+    worker = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    folder = tmp_path / "sweeps" / "threads"
+    deadline = time.monotonic() + 300
+    while worker.poll() is None and time.monotonic() < deadline:
+        if all((folder / f"trial-{k}" / "metrics.jsonl").exists() for k in (0, 1)):
+            break  # both trials have finished an epoch of four: both are mid-run
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGINT)
+    out, err = worker.communicate(timeout=120)
+    assert worker.returncode == 130, (out, err)
+    assert err.count("\n") == 1 and "re-run the same command to continue" in err, err
+    trials = _load(tmp_path, "threads")
+    assert sorted(t.state.name for t in trials) == ["FAIL", "FAIL", "WAITING", "WAITING"], trials
+    stopped = {t.number: t for t in trials if t.state.name == "FAIL"}
+    assert all(t.user_attrs["interrupted"] == "SIGINT" for t in stopped.values())
+    queued = [t for t in trials if t.state.name == "WAITING"]
+    assert sorted(t.user_attrs["retry_of"] for t in queued) == sorted(stopped)
+    for k in stopped:  # each stopped as toolkit train stops, with a checkpoint to resume from
+        assert load_checkpoint(folder / f"trial-{k}")["progress"]["epoch"] < 4
+
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "2 trials: 2 complete, 0 pruned, 0 failed (2 interrupted or lost, run again)" in done.stdout
+    trials = _load(tmp_path, "threads")
+    rerun = {t.user_attrs["retry_of"]: t for t in trials if t.state.name == "COMPLETE"}
+    assert sorted(rerun) == sorted(stopped) and all(rerun[k].params == stopped[k].params for k in stopped)
+
+
 def test_a_trial_whose_worker_went_silent_is_failed_and_run_again(tmp_path, monkeypatch):
     # A worker killed with SIGKILL leaves its trial RUNNING; its heartbeat stops, and after the grace period
     # the next trial any worker starts fails it and queues its configuration again.
