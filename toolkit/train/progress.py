@@ -63,7 +63,7 @@ class PlainReporter(Reporter):
         self._say(
             f"training {info['model']} on {info['device']} x{info['world_size']} "
             f"({info['train_size']} train / {f'{v} val / ' if (v := info.get('val_size')) else ''}"
-            f"{info['test_size']} test images, {info['threads']} threads, "
+            f"{info['test_size']} test images, {info['threads']} thread{'s' if info['threads'] != 1 else ''}, "
             f"amp {info['amp']}{resumed}) -> {info['run_dir']}"
         )
         if info.get("compile_skipped"):
