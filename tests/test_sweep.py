@@ -71,10 +71,15 @@ def _load(tmp_path, name):
     return optuna.load_study(study_name=name, storage=f"sqlite:///{db}").trials
 
 
+def _sweep_command(tmp_path, study, *, trials, epochs, limit_train, extra=()):
+    """`toolkit sweep` on the synthetic set as its own process, as a user (or a second worker) starts it."""
+    args = [sys.executable, "-m", "toolkit", "sweep", "tutorial-cnn", "--trials", str(trials), "--epochs", str(epochs)]
+    args += ["--val-size", "64", "--dataset", "synthetic", "--limit-train", str(limit_train), "--device", "cpu"]
+    return [*args, "--pruner", "none", "--study", study, "--out", str(tmp_path), *extra]
+
+
 def test_killing_a_sweep_and_rerunning_it_continues_the_study(tmp_path):
-    args = [sys.executable, "-m", "toolkit", "sweep", "tutorial-cnn", "--trials", "2", "--epochs", "3"]
-    args += ["--val-size", "64", "--dataset", "synthetic", "--limit-train", "448", "--device", "cpu"]
-    args += ["--pruner", "none", "--study", "killed", "--out", str(tmp_path)]
+    args = _sweep_command(tmp_path, "killed", trials=2, epochs=3, limit_train=448)
     worker = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     second = tmp_path / "sweeps" / "killed" / "trial-1"
     deadline = time.monotonic() + 300
@@ -109,9 +114,7 @@ def test_killing_a_sweep_and_rerunning_it_continues_the_study(tmp_path):
 def test_one_signal_stops_every_trial_of_a_threaded_sweep(tmp_path):
     # --n-jobs 2 trains two trials in worker threads of one process; the signal reaches the main thread only,
     # and the shared stop flag must stop both, each queued again, rather than leave one running to its end.
-    args = [sys.executable, "-m", "toolkit", "sweep", "tutorial-cnn", "--trials", "2", "--epochs", "4", "--n-jobs"]
-    args += ["2", "--val-size", "64", "--dataset", "synthetic", "--limit-train", "448", "--device", "cpu"]
-    args += ["--pruner", "none", "--study", "threads", "--out", str(tmp_path)]
+    args = _sweep_command(tmp_path, "threads", trials=2, epochs=4, limit_train=448, extra=["--n-jobs", "2"])
     worker = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     folder = tmp_path / "sweeps" / "threads"
     deadline = time.monotonic() + 300
@@ -163,31 +166,7 @@ def test_a_trial_whose_worker_went_silent_is_failed_and_run_again(tmp_path, monk
 
 
 def test_two_processes_share_one_sqlite_study(tmp_path):
-    args = [
-        sys.executable,
-        "-m",
-        "toolkit",
-        "sweep",
-        "tutorial-cnn",
-        "--trials",
-        "4",
-        "--epochs",
-        "1",
-        "--val-size",
-        "64",
-        "--dataset",
-        "synthetic",
-        "--limit-train",
-        "256",
-        "--device",
-        "cpu",
-        "--pruner",
-        "none",
-        "--study",
-        "shared",
-        "--out",
-        str(tmp_path),
-    ]
+    args = _sweep_command(tmp_path, "shared", trials=4, epochs=1, limit_train=256)
     workers = [
         subprocess.Popen([*args, "--seed", str(k)], stdout=subprocess.PIPE, stderr=subprocess.PIPE) for k in (0, 1)
     ]
