@@ -143,14 +143,12 @@ def test_one_signal_stops_every_trial_of_a_threaded_sweep(tmp_path):
     assert sorted(rerun) == sorted(stopped) and all(rerun[k].params == stopped[k].params for k in stopped)
 
 
-def test_a_trial_whose_worker_went_silent_is_failed_and_run_again(tmp_path, monkeypatch):
+def test_a_trial_whose_worker_went_silent_is_failed_and_run_again(tmp_path):
     # A worker killed with SIGKILL leaves its trial RUNNING; its heartbeat stops, and after the grace period
     # the next trial any worker starts fails it and queues its configuration again.
-    monkeypatch.setattr(sweep_module, "HEARTBEAT_SECONDS", 1)
-    monkeypatch.setattr(sweep_module, "GRACE_SECONDS", 1)
     folder = tmp_path / "sweeps" / "lost"
     folder.mkdir(parents=True)
-    storage = sweep_module._storage(f"sqlite:///{folder / 'study.db'}")
+    storage = sweep_module._storage(f"sqlite:///{folder / 'study.db'}", grace=2)
     study = optuna.create_study(study_name="lost", storage=storage, direction="maximize")
     lr = sweep_module.default_space("tutorial-cnn")["lr"]
     with warnings.catch_warnings():
@@ -159,7 +157,7 @@ def test_a_trial_whose_worker_went_silent_is_failed_and_run_again(tmp_path, monk
     lost_lr = orphan.suggest_float("lr", lr["low"], lr["high"], log=True)
     storage.record_heartbeat(orphan._trial_id)  # what its worker did before it died
     time.sleep(2.5)
-    s = sweep("tutorial-cnn", trials=2, out=tmp_path, study="lost", pruner="none", **SYNTH)
+    s = sweep("tutorial-cnn", trials=2, out=tmp_path, study="lost", pruner="none", grace=2, **SYNTH)
     rows = {r["number"]: r for r in s["rows"]}
     assert rows[0]["state"] == "lost" and rows[1]["state"] == "complete" and rows[1]["params"]["lr"] == lost_lr
     assert s["trials"] == 2 and s["complete"] == 2 and s["retried"] == 1
@@ -196,10 +194,16 @@ def test_bad_sweep_options(tmp_path, args, fragment):
     "text, fragment",
     [
         ('[learning_rate]\ntype = "float"\nlow = 0.1\nhigh = 1.0\n', "'learning_rate' is not a TrainConfig field"),
-        ('[lr]\ntype = "float"\nlow = 0.1\nhigh = 0.1\n', "needs numbers low < high"),
+        ('[lr]\ntype = "float"\nlow = 0.1\nhigh = 0.1\n', "needs finite numbers low < high"),
         ('[lr]\ntype = "gaussian"\n', "needs type = one of float, int, categorical"),
         ('[augment]\ntype = "categorical"\nchoices = []\n', "choices must be a non-empty list"),
         ('[lr]\ntype = "float"\nlow = 0.0\nhigh = 1.0\nlog = true\n', "a log range needs low > 0"),
+        ('[seed]\ntype = "int"\nlow = 0\nhigh = 9\n', "'seed' is set by the sweep or the command line"),
+        ('[run_name]\ntype = "categorical"\nchoices = ["a"]\n', "'run_name' is set by the sweep"),
+        ('[batch_size]\ntype = "int"\nlow = 0\nhigh = 64\nlog = true\n', "a log range needs low >= 1"),
+        ('[lr]\ntype = "float"\nlow = -inf\nhigh = 1.0\n', "needs finite numbers low < high"),
+        ('[lr]\ntype = "float"\nlow = 0.1\nhigh = nan\n', "needs finite numbers low < high"),
+        ('[batch_size]\ntype = "int"\nlow = 8.5\nhigh = 64\n', "an int range needs whole numbers"),
     ],
 )
 def test_bad_search_spaces(tmp_path, text, fragment):
@@ -224,3 +228,90 @@ def test_pruners_wait_for_half_the_epochs(name):
         late.report(10.0, epoch)
         verdicts.append(late.should_prune())
     assert verdicts.index(True) == 4  # epochs 1-4 are never judged; epoch 5 is
+
+
+def test_two_threads_never_claim_one_queued_trial(tmp_path):
+    # Optuna claims a queued trial by reading it WAITING, then writing RUNNING; SQLite does not lock the read,
+    # so two --n-jobs threads could both claim it and train it into one folder ("trial-2 is in use").
+    import threading
+
+    from optuna.trial import TrialState
+
+    storage = sweep_module._storage(f"sqlite:///{tmp_path / 'race.db'}")
+    study = optuna.create_study(study_name="race", storage=storage)
+    doubles = 0
+    for _ in range(60):
+        study.enqueue_trial({"x": 1.0})
+        trial_id = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))[0]._trial_id
+        barrier, claims = threading.Barrier(2), []
+
+        def claim(trial_id=trial_id, barrier=barrier, claims=claims):
+            barrier.wait()
+            claims.append(storage.set_trial_state_values(trial_id, TrialState.RUNNING))
+
+        threads = [threading.Thread(target=claim) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert True in claims  # somebody got it
+        doubles += claims.count(True) > 1
+        storage.set_trial_state_values(trial_id, TrialState.FAIL)
+    assert doubles == 0
+    started = storage.get_trial(trial_id).datetime_start
+    assert started is not None  # the claim records the start time as Optuna's own does
+
+
+def test_kill_9_during_the_last_trial_then_the_same_command_finishes_the_study(tmp_path):
+    # SIGKILL leaves the trial RUNNING with nobody to finish it. The same command again waits until the trial's
+    # heartbeat is older than --grace, fails it, re-runs its configuration, and ends with --trials finished trials.
+    args = _sweep_command(tmp_path, "kill9", trials=2, epochs=3, limit_train=448, extra=["--grace", "3"])
+    worker = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    last = tmp_path / "sweeps" / "kill9" / "trial-1"
+    deadline = time.monotonic() + 300
+    while not (last / "metrics.jsonl").exists() and worker.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    worker.kill()
+    worker.communicate(timeout=60)
+    assert [t.state.name for t in _load(tmp_path, "kill9")] == ["COMPLETE", "RUNNING"]
+
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "2 trials: 2 complete, 0 pruned, 0 failed (1 interrupted or lost, run again)" in done.stdout, done.stdout
+    trials = _load(tmp_path, "kill9")
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert trials[2].params == trials[1].params and trials[2].system_attrs["failed_trial"] == 1
+    rows = json.loads((tmp_path / "sweeps" / "kill9" / "sweep.json").read_text())["rows"]
+    assert {r["number"]: r["state"] for r in rows} == {0: "complete", 1: "lost", 2: "complete"}
+
+
+def test_a_second_worker_samples_with_its_own_seed(tmp_path):
+    # Equal sampler seeds would make a second worker (or a re-run) propose the configurations already tried.
+    first = sweep("tutorial-cnn", trials=1, out=tmp_path, sampler="random", pruner="none", **SYNTH)
+    lines = []
+    second = sweep(
+        "tutorial-cnn", trials=2, out=tmp_path, sampler="random", pruner="none", progress=lines.append, **SYNTH
+    )
+    assert first["trials"] == 1 and second["trials"] == 2
+    trials = _load(tmp_path, "tutorial-cnn-sweep")
+    seeds = [t.user_attrs["sampler_seed"] for t in trials]
+    assert seeds[0] == 0 and seeds[1] != 0 and f"sampler is seeded {seeds[1]}" in lines[0]
+    assert trials[0].params != trials[1].params
+
+
+def test_a_sweep_with_no_complete_trial_fails_and_writes_no_best_file(tmp_path):
+    space = tmp_path / "space.toml"
+    space.write_text('[lr]\ntype = "float"\nlow = 1e8\nhigh = 1e9\nlog = true\n')  # every trial diverges
+    result = run("sweep", "tutorial-cnn", "--trials", "1", "--space", space, "--out", tmp_path, "--pruner", "none",
+                 *[a for k, v in SYNTH.items() for a in (f"--{k.replace('_', '-')}", v)])  # fmt: skip
+    assert_one_line_error(result, "no trial completed (0 pruned, 1 failed); no best.toml written")
+    folder = tmp_path / "sweeps" / "tutorial-cnn-sweep"
+    assert (folder / "sweep.md").is_file() and not (folder / "best.toml").exists()
+
+
+@pytest.mark.parametrize("study", ["../../x", "/tmp/elsewhere", "a/b", ".."])
+def test_the_study_name_cannot_leave_the_sweeps_folder(tmp_path, study):
+    assert_one_line_error(
+        run("sweep", "tutorial-cnn", "--study", study, "--out", tmp_path), "must be a plain folder name"
+    )
+    assert not (tmp_path / "sweeps").exists() or not any((tmp_path / "sweeps").iterdir())

@@ -377,7 +377,11 @@ def sweep(
     sampler: Annotated[str, Opt(help="tpe | random (seeded with --seed).")] = "tpe",
     timeout: Annotated[Optional[float], Opt(help="Stop starting trials after S seconds.")] = None,
     n_jobs: Annotated[int, Opt(help="Trials in parallel in this process.")] = 1,
-    seed: Annotated[int, Opt(help="Seed of the sampler and of every trial's training.")] = 0,
+    seed: Annotated[int, Opt(help="Seed of every trial's training and of the first worker's sampler.")] = 0,
+    grace: Annotated[
+        Optional[float],
+        Opt(help="Seconds a running trial's worker may be silent before its trial is failed and re-run [120]."),
+    ] = None,
     dataset: Annotated[Optional[str], Opt(help="cifar10 | cifar100 | synthetic [cifar10].")] = None,
     data_dir: Annotated[Optional[str], Opt(help="Folder holding cifar-10-batches-py/.")] = None,
     limit_train: Annotated[Optional[int], Opt(help="Use the first N training images.")] = None,
@@ -387,7 +391,7 @@ def sweep(
     """Tune a model's hyperparameters on Optuna; trials are scored on validation, the best one tested once."""
     from toolkit.experiments.sweep import sweep as run_sweep
 
-    options = _given(dataset=dataset, data_dir=data_dir, limit_train=limit_train, device=device)
+    options = _given(dataset=dataset, data_dir=data_dir, limit_train=limit_train, device=device, grace=grace)
     with user_errors():
         s = run_sweep(
             model,

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from toolkit.core.errors import RunFolderError, first_line
+from toolkit.core.errors import ConfigError, RunFolderError, first_line
 from toolkit.core.files import TEMP_SUFFIX, temp_prefix
 
 CHECKPOINT = "checkpoint.pt"
@@ -21,6 +21,12 @@ METRICS = "metrics.jsonl"  # written by every training save; folders of untraine
 SUMMARY = "summary.json"
 MANIFEST = "manifest.json"
 TRAINING_FILES = (CHECKPOINT, METRICS, SUMMARY)
+
+
+def check_folder_name(name: str, option: str) -> None:
+    """A name that becomes one folder under --out: no separators, not '.' or '..', so nothing lands outside it."""
+    if not name or "/" in name or "\\" in name or name in (".", "..") or Path(name).is_absolute():
+        raise ConfigError(f"{option} {name!r} must be a plain folder name (no '/', not '.' or '..')")
 
 
 def is_trained_run(folder: Path) -> bool:

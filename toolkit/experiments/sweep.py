@@ -7,15 +7,23 @@ Test accuracy is measured once, at the end, for the best trial only.
 
 The study lives in a database: SQLite in the study folder by default, so re-running the command continues
 it; any URL Optuna accepts (PostgreSQL, MySQL) lets processes on many machines work on one study. Each
-process stops once the study holds `trials` trials (running ones included); two processes that finish
-their last trials in the same instant can overshoot by one each.
+process starts trials until the study holds `trials` finished or live running ones, then waits for the
+live ones of other workers to finish, so it can take over any whose worker dies; two processes that start
+their last trials in the same instant can overshoot by one each. Each worker's sampler gets its own seed
+(the study's creator uses --seed; later workers and re-runs draw one, recorded in their trials), so two
+workers do not propose the same configurations.
 
 Stopping and continuing: SIGINT or SIGTERM stops the running trial at its next step (a checkpoint is written,
 as `toolkit train` does), records it as interrupted, queues its configuration to run again first, and ends
 the process with exit code 128 + signal; re-running the command continues the study. A worker that dies
 without a word (SIGKILL, a lost machine) stops sending its heartbeat; after GRACE_SECONDS the next trial any
-worker starts marks that trial failed and queues its configuration again. A retried trial is not counted
-towards `trials`: the one that replaces it is.
+worker starts (or a worker waiting for the study to finish, or the same command run again) marks that trial
+failed and queues its configuration again. A retried trial is not counted towards `trials`: the one that
+replaces it is.
+
+Optuna claims a queued trial with a read-then-write that SQLite does not lock, so two threads (--n-jobs) or
+two processes could both take one queued trial and train it into one folder; _ClaimingStorage claims it with
+one conditional UPDATE instead.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import fcntl
 import json
 import math
 import os
+import secrets
 import signal
 import time
 import warnings
@@ -35,15 +44,21 @@ from typing import Any
 from toolkit.core.errors import ConfigError, Interrupted, ToolkitError, TrainingDiverged, first_line
 from toolkit.core.files import write_text
 from toolkit.core.markdown import markdown_table
+from toolkit.core.runs import check_folder_name
 from toolkit.models import get_spec
 from toolkit.train.progress import Reporter
 
 PRUNERS = ("median", "hyperband", "none")
 SAMPLERS = ("tpe", "random")
 DISTRIBUTIONS = ("float", "int", "categorical")
-HEARTBEAT_SECONDS = 30  # how often a running trial tells the database its worker is alive
-GRACE_SECONDS = 120  # a trial silent this long lost its worker: it is failed and its configuration retried
+GRACE_SECONDS = 120.0  # a trial silent this long lost its worker: it is failed and its configuration retried
+HEARTBEATS_PER_GRACE = 4  # a live worker beats this often within the grace period, so one late beat is no death
 MAX_RETRIES = 2  # a configuration that loses its worker this many times is left failed
+# Set by the sweep itself, or not hyperparameters: a space may not search them.
+NOT_SEARCHABLE = (
+    "model", "dataset", "data_dir", "download", "device", "limit_train", "limit_test", "val_size",
+    "test_eval", "seed", "out", "run_name", "stop_at_accuracy", "eval_batch_size",
+)  # fmt: skip
 
 
 def default_space(model: str) -> dict[str, dict[str, Any]]:
@@ -80,6 +95,8 @@ def load_space(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
         where = f"search space {path}: {key!r}"
         if key not in names:
             raise ConfigError(f"{where} is not a TrainConfig field")
+        if key in NOT_SEARCHABLE:
+            raise ConfigError(f"{where} is set by the sweep or the command line, not searched; remove it")
         if not isinstance(dist, dict) or dist.get("type") not in DISTRIBUTIONS:
             raise ConfigError(f"{where} needs type = one of {', '.join(DISTRIBUTIONS)}")
         if dist["type"] == "categorical":
@@ -87,10 +104,13 @@ def load_space(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
                 raise ConfigError(f"{where}: choices must be a non-empty list")
             continue
         low, high = dist.get("low"), dist.get("high")
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)) or not low < high:
-            raise ConfigError(f"{where}: needs numbers low < high, got low={low!r}, high={high!r}")
-        if dist.get("log") and low <= 0:
-            raise ConfigError(f"{where}: a log range needs low > 0, got {low}")
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (low, high))
+        if not numbers or not low < high:
+            raise ConfigError(f"{where}: needs finite numbers low < high, got low={low!r}, high={high!r}")
+        if dist["type"] == "int" and not all(float(v).is_integer() for v in (low, high)):
+            raise ConfigError(f"{where}: an int range needs whole numbers, got low={low!r}, high={high!r}")
+        if dist.get("log") and not (low >= 1 if dist["type"] == "int" else low > 0):
+            raise ConfigError(f"{where}: a log range needs low {'>= 1' if dist['type'] == 'int' else '> 0'}, got {low}")
     if not data:
         raise ConfigError(f"search space {path} is empty")
     return data
@@ -108,7 +128,7 @@ def _suggest(trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return params
 
 
-def _storage(url: str):
+def _storage(url: str, grace: float = GRACE_SECONDS):
     import optuna
 
     # Heartbeats and retries are marked experimental in Optuna; their warnings are not the user's business.
@@ -122,11 +142,50 @@ def _storage(url: str):
                 if retry
                 else {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=MAX_RETRIES)}
             )
-            return optuna.storages.RDBStorage(
-                url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS, **callback
+            return _claiming_storage_class()(
+                url,
+                heartbeat_interval=max(1, round(grace / HEARTBEATS_PER_GRACE)),
+                grace_period=max(2, math.ceil(grace)),
+                **callback,
             )
     except Exception as exc:  # a malformed URL, a missing driver, an unreachable server
         raise ConfigError(f"cannot open the study database {url!r}: {first_line(exc)}") from None
+
+
+def _claiming_storage_class():
+    """RDBStorage whose claim of a queued trial is one conditional UPDATE: atomic on SQLite too."""
+    from datetime import datetime
+
+    import optuna
+    from optuna.storages._rdb import models
+    from optuna.trial import TrialState
+
+    class _ClaimingStorage(optuna.storages.RDBStorage):
+        def set_trial_state_values(self, trial_id, state, values=None) -> bool:
+            if state != TrialState.RUNNING or values is not None:
+                return super().set_trial_state_values(trial_id, state, values)
+            session = self.scoped_session()
+            try:
+                claimed = (
+                    session.query(models.TrialModel)
+                    .filter(models.TrialModel.trial_id == trial_id, models.TrialModel.state == TrialState.WAITING)
+                    .update({models.TrialModel.state: TrialState.RUNNING}, synchronize_session=False)
+                )
+                if claimed == 1:  # the row is ours now; the start time as Optuna records it
+                    session.get(models.TrialModel, trial_id).datetime_start = datetime.now()
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
+            if claimed == 1:
+                return True
+            # Optuna's contract: False when another worker runs it, UpdateFinishedTrialError when it has finished.
+            self.check_trial_is_updatable(trial_id, self.get_trial(trial_id).state)
+            return False
+
+    return _ClaimingStorage
 
 
 @contextlib.contextmanager
@@ -140,6 +199,29 @@ def _creation_lock(folder: Path | None):
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _open_study(url: str, name: str, grace: float, sampler: str, seed: int, pruner):
+    """(study, the seed of this worker's sampler): --seed for the worker that creates the study, a fresh one for
+    every later worker or re-run, since equal seeds would propose the configurations already tried."""
+    import optuna
+
+    def make_sampler(k: int):
+        return optuna.samplers.TPESampler(seed=k) if sampler == "tpe" else optuna.samplers.RandomSampler(seed=k)
+
+    storage = _storage(url, grace)
+    options = dict(study_name=name, storage=storage, pruner=pruner, direction="maximize")
+    try:
+        return optuna.create_study(sampler=make_sampler(seed), **options), seed
+    except optuna.exceptions.DuplicatedStudyError:
+        joined = secrets.randbelow(2**31)
+        return optuna.create_study(sampler=make_sampler(joined), load_if_exists=True, **options), joined
+
+
+def _sleep_unless_stopped(stop, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while stop.signum is None and time.monotonic() < end:
+        time.sleep(0.2)
 
 
 def _pruner(name: str, epochs: float):
@@ -169,6 +251,7 @@ def sweep(
     timeout: float | None = None,
     n_jobs: int = 1,
     seed: int = 0,
+    grace: float = GRACE_SECONDS,
     out: str | os.PathLike = "artifacts",
     progress: Callable[[str], None] = lambda line: None,
     **train_options: Any,
@@ -181,28 +264,29 @@ def sweep(
     spec = get_spec(model)
     if trials < 1 or n_jobs < 1 or val_size < 1:
         raise ConfigError("--trials, --n-jobs and --val-size must be positive integers")
+    if not 2 <= grace < math.inf:
+        raise ConfigError(f"--grace must be a number of seconds >= 2, got {grace}")
     if pruner not in PRUNERS:
         raise ConfigError(f"unknown --pruner {pruner!r}; choose {', '.join(PRUNERS)}")
     if sampler not in SAMPLERS:
         raise ConfigError(f"unknown --sampler {sampler!r}; choose {', '.join(SAMPLERS)}")
     search = load_space(space) if space is not None else default_space(model)
     study_name = study or f"{model}-sweep"
+    check_folder_name(study_name, "--study")  # it names a folder under OUT/sweeps/
     folder = Path(out) / "sweeps" / study_name
     folder.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{(folder / 'study.db').resolve()}"
     # Optuna logs each failed trial with its traceback; the progress lines below say what happened in one line
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    sampler_obj = optuna.samplers.TPESampler(seed=seed) if sampler == "tpe" else optuna.samplers.RandomSampler(seed)
     # Two processes creating one SQLite schema at once collide (alembic_version UNIQUE constraint): the first
     # creates it under a lock in the study folder, the others then find it. Server databases handle their own.
     with _creation_lock(folder if url.startswith("sqlite") else None):
-        st = optuna.create_study(
-            study_name=study_name,
-            storage=_storage(url),
-            sampler=sampler_obj,
-            pruner=_pruner(pruner, epochs or spec.recipe.epochs),
-            direction="maximize",
-            load_if_exists=True,
+        st, sampler_seed = _open_study(
+            url, study_name, grace, sampler, seed, _pruner(pruner, epochs or spec.recipe.epochs)
+        )
+    if sampler_seed != seed:
+        progress(
+            f"study {study_name!r} exists: this worker's sampler is seeded {sampler_seed} (trials keep --seed {seed})"
         )
 
     stop = StopFlag()  # shared with every trial's train(): one signal stops whichever trials are running
@@ -213,6 +297,7 @@ def sweep(
         if epochs is not None:
             options["epochs"] = epochs
         trial.set_user_attr("run_dir", str(folder / f"trial-{trial.number}"))
+        trial.set_user_attr("sampler_seed", sampler_seed)
         started = time.perf_counter()
         try:
             result = train(
@@ -249,18 +334,38 @@ def sweep(
         return value
 
     started = time.perf_counter()
-    if _count(st) < trials:
-        with stop_on_signals(stop, enabled=True), warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # failing stale trials
-            st.optimize(
-                objective,
-                n_trials=trials,
-                timeout=timeout,
-                n_jobs=n_jobs,
-                callbacks=[_MaxTrials(trials, stop)],
-                catch=(ToolkitError,),
-                gc_after_trial=True,
-            )
+    with stop_on_signals(stop, enabled=True), warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # failing stale trials
+        waited_for: set[int] = set()
+        while stop.signum is None:
+            # A dead worker's trial would count as running forever: fail it (its configuration is queued again).
+            optuna.storages.fail_stale_trials(st)
+            left = None if timeout is None else timeout - (time.perf_counter() - started)
+            if left is not None and left <= 0:
+                break
+            if _count(st) < trials:
+                st.optimize(
+                    objective,
+                    n_trials=trials,
+                    timeout=left,
+                    n_jobs=n_jobs,
+                    callbacks=[_MaxTrials(trials, stop)],
+                    catch=(ToolkitError,),
+                    gc_after_trial=True,
+                )
+                continue
+            running = [t for t in st.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.RUNNING]
+            if not running:
+                break
+            # Other workers' trials: wait for them to finish, or to go silent and be taken over here.
+            for t in running:
+                if t.number not in waited_for:
+                    waited_for.add(t.number)
+                    progress(
+                        f"trial {t.number}: running in another worker; waiting for it to finish "
+                        f"(taken over if its worker is silent for {grace:g} s)"
+                    )
+            _sleep_unless_stopped(stop, max(1, round(grace / HEARTBEATS_PER_GRACE)))
     summary = _summarize(st, folder, model, search, time.perf_counter() - started)
     if stop.signum is not None:
         raise Interrupted(
@@ -268,6 +373,11 @@ def sweep(
             f"{summary['complete'] + summary['pruned'] + summary['failed']} of {trials} trials finished; "
             "re-run the same command to continue the study",
             stop.signum,
+        )
+    if summary["best"] is None:
+        raise ToolkitError(
+            f"sweep {study_name!r}: no trial completed ({summary['pruned']} pruned, {summary['failed']} failed); "
+            f"no best.toml written; see {folder / 'sweep.md'} for each trial's fate"
         )
     return summary
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.core.errors import ConfigError, first_line
+from toolkit.core.runs import check_folder_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -129,8 +130,8 @@ class TrainConfig:
         for name, (value, allowed) in choices.items():
             if value is not None and value not in allowed:
                 raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
-        if self.run_name is not None and (not self.run_name or "/" in self.run_name or self.run_name in (".", "..")):
-            raise ConfigError(f"--run-name {self.run_name!r} must be a plain folder name")
+        if self.run_name is not None:
+            check_folder_name(self.run_name, "--run-name")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
