@@ -78,3 +78,30 @@ def copy_run(run_dir: Path, tmp_path: Path) -> Path:
     dest = tmp_path / "run"
     shutil.copytree(run_dir, dest)
     return dest
+
+
+def tamper_int8_scale(path: Path, scale: float = 1e6) -> None:
+    """Point the last DequantizeLinear of an INT8 ONNX file at a new scale (the red team's first forgery)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    node = [n for n in model.graph.node if n.op_type == "DequantizeLinear"][-1]
+    old = next(i for i in model.graph.initializer if i.name == node.input[1])
+    forged = numpy_helper.from_array(np.full_like(numpy_helper.to_array(old), scale), name=old.name + "_forged")
+    model.graph.initializer.append(forged)
+    node.input[1] = forged.name
+    onnx.save(model, str(path))
+
+
+def tamper_largest_initializer(path: Path, factor: float = 1.05) -> None:
+    """Scale the largest weight tensor of an ONNX file by `factor`, keeping its dtype (fp16 stays fp16)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    largest = max(model.graph.initializer, key=lambda i: numpy_helper.to_array(i).size)
+    array = numpy_helper.to_array(largest)
+    largest.CopyFrom(numpy_helper.from_array((array * factor).astype(array.dtype), name=largest.name))
+    onnx.save(model, str(path))

@@ -86,7 +86,7 @@ def test_existing_run_is_not_overwritten(tmp_path):
 
 
 def test_bad_resume_files(tmp_path):
-    assert_one_line_error(run("train", "--resume", tmp_path / "missing.pt"), "does not exist")
+    assert_one_line_error(run("train", "--resume", tmp_path / "missing.pt"), "no such file or folder")
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00garbage")
     assert_one_line_error(run("train", "--resume", bad), "cannot be read as a checkpoint")

@@ -82,30 +82,40 @@ def test_verify_gates_low_precision_files_by_accuracy_and_agreement(run_copy):
     assert ("onnxruntime", "onnx-int8") in entries and ("onnxruntime", "onnx-fp16") in entries
     assert ("onnxruntime", "onnx-int8-dynamic") in entries
     assert all(e["precision"] != "fp32" for e in entries.values())
-    # Whatever the tiny model's figures, the verdict is the gates applied to them, and the logits are not gated.
+    # Whatever the tiny model's figures, the verdict is the gates applied to them.
     t = Thresholds()
+    rel = {"int8": ("mean_rel", t.int8_mean_rel), "int8-dynamic": ("mean_rel", t.int8_mean_rel)}
+    rel["fp16"] = ("max_rel", t.fp16_max_rel)
     for e in entries.values():
         if e["accuracy"] is None:
             continue
+        figure, limit = rel[e["precision"]]
         expected = -e["acc_delta"] <= t.max_acc_drop and e["agreement"] >= t.min_agreement and not e["non_finite"]
-        assert e["passed"] == expected, e
+        assert e["passed"] == (expected and e[figure] <= limit), e
     assert r.exit_code == (0 if parity["passed"] else 1)
     md = (run_copy / "parity.md").read_text()
-    assert "INT8/fp16 files: accuracy drop ≤ 0.5 pt, top-1 agreement ≥ 97 %" in md
+    assert "INT8/fp16/bf16 files: accuracy drop ≤ 0.5 pt, top-1 agreement ≥ 97 %" in md
+    assert f"fp16 max |Δ| ≤ {t.fp16_max_rel:g}" in md and f"INT8 mean |Δ| ≤ {t.int8_mean_rel:g}" in md
 
 
 def test_the_gates_name_format_device_figure_and_limit():
     e = RuntimeParity("onnxruntime", "cpu", "onnx-int8", "int8", {}, accuracy=60.0, acc_delta=-0.8, agreement=96.0)
-    e.max_abs, e.worst_batch = 3.0, 2
+    e.max_abs, e.worst_batch, e.mean_abs, e.max_rel, e.mean_rel = 3.0, 2, 0.5, 1.5, 0.25
     _judge(e, Thresholds())
     assert e.failures == [
+        "onnxruntime[int8]/cpu: int8 mean |Δlogit| is 0.25 of the logit scale > --int8-mean-rel 0.1 (mean |Δ| 0.5)",
         "onnxruntime[int8]/cpu: int8 accuracy drop 0.80 pt > --max-acc-drop 0.5 pt",
         "onnxruntime[int8]/cpu: int8 top-1 agreement 96.00% < --min-agreement 97%",
     ]
     better = RuntimeParity("onnxruntime", "cpu", "onnx-fp16", "fp16", {}, accuracy=61, acc_delta=+0.9, agreement=99)
-    better.max_abs = 5.0  # a large logit distance is reported, not gated, for reduced precision
+    better.max_abs, better.max_rel, better.mean_rel = 5.0, 0.019, 0.001  # just inside the fp16 gate
     _judge(better, Thresholds())
     assert better.passed
+    better.max_rel = 0.021
+    _judge(better, Thresholds())
+    assert better.failures == [
+        "onnxruntime[fp16]/cpu: fp16 max |Δlogit| is 0.021 of the logit scale > --fp16-max-rel 0.02 (max |Δ| 5)"
+    ]
     fp32 = RuntimeParity("openvino", "cpu", "onnx", "fp32", {}, accuracy=61, acc_delta=0.0, agreement=100)
     fp32.max_abs, fp32.worst_batch = 2e-4, 4
     _judge(fp32, Thresholds())

@@ -116,6 +116,13 @@ def test_runs_lists_every_run_and_skips_unreadable_ones(tmp_path):
     assert {x["run"]: x["state"] for x in rows} == {"a": "stopped", "group/b": "finished"}
     table = run("runs", "--out", out)
     assert table.exit_code == 0 and "group/b" in table.stdout and "2 runs under" in table.stdout
+    # A summary with a figure that is not a number: skipped with a note in the table as in --json.
+    summary_b["final_test_acc"] = "high"
+    (out / "group" / "b" / "summary.json").write_text(json.dumps(summary_b))
+    table = run("runs", "--out", out)
+    assert table.exit_code == 0 and "Traceback" not in table.output, table.output
+    assert "group/b" not in table.stdout and "'final_test_acc' is \"high\", not a finite number" in table.stderr
+    assert_one_line_error(run("runs", out / "a", out / "group" / "b", "--out", out), "not a finite number")
 
 
 def test_runs_bad_options(tmp_path):

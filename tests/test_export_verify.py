@@ -138,7 +138,7 @@ def test_bad_files_and_runs(run_copy, tmp_path):
     r = run("verify", run_copy, "--format", "torchscript")
     assert r.exit_code == 1 and "model.ts: not a loadable TorchScript file" in r.stderr
     assert_one_line_error(run("verify", tmp_path), "has no checkpoint.pt")
-    assert_one_line_error(run("export", tmp_path), "does not exist")
+    assert_one_line_error(run("export", tmp_path), "holds no checkpoint.pt")
     assert_one_line_error(run("verify", run_copy, "--device", "mps"), "device 'mps' is not available")
     assert_one_line_error(run("verify", run_copy, "--runtime", "tensorrt"), "unknown runtime 'tensorrt'")
 

@@ -35,6 +35,11 @@ def user_errors():
 
 
 Opt = typer.Option
+# Options that more than one command takes, declared once.
+AllowModified = Annotated[
+    bool,
+    Opt("--allow-modified", help="Use files whose sha256 differs from manifest.json (judged on their figures)."),
+]
 
 
 def _given(**options):
@@ -284,11 +289,19 @@ def verify(
     format: Annotated[Optional[list[str]], Opt(help="Files to check, by format [every exported one].")] = None,
     limit: Annotated[Optional[int], Opt(help="Use the first N test images [all].")] = None,
     data_dir: Annotated[Optional[str], Opt(help="Data folder [the run's, else $TOOLKIT_DATA or ./data].")] = None,
-    atol: Annotated[float, Opt(help="fp32 files: max |logit difference|.")] = 1e-4,
-    fp32_min_agreement: Annotated[float, Opt(help="fp32 files: min top-1 agreement, percent.")] = 99.9,
-    fp32_max_acc_delta: Annotated[float, Opt(help="fp32 files: max accuracy difference, points.")] = 0.1,
-    max_acc_drop: Annotated[float, Opt(help="INT8/fp16 files: max accuracy drop, points.")] = 0.5,
-    min_agreement: Annotated[float, Opt(help="INT8/fp16 files: min top-1 agreement with fp32, percent.")] = 97.0,
+    atol: Annotated[Optional[float], Opt(help="fp32 files: max |logit difference| [1e-4].")] = None,
+    fp32_min_agreement: Annotated[Optional[float], Opt(help="fp32 files: min top-1 agreement, percent [99.9].")] = None,
+    fp32_max_acc_delta: Annotated[
+        Optional[float], Opt(help="fp32 files: max accuracy difference, points [0.1].")
+    ] = None,
+    max_acc_drop: Annotated[Optional[float], Opt(help="INT8/fp16 files: max accuracy drop, points [0.5].")] = None,
+    min_agreement: Annotated[
+        Optional[float], Opt(help="INT8/fp16 files: min top-1 agreement with fp32, percent [97].")
+    ] = None,
+    fp16_max_rel: Annotated[Optional[float], Opt(help="fp16 files: max |Δlogit| / logit scale [0.02].")] = None,
+    bf16_max_rel: Annotated[Optional[float], Opt(help="bf16 autocast: max |Δlogit| / logit scale [0.1].")] = None,
+    int8_mean_rel: Annotated[Optional[float], Opt(help="INT8 files: mean |Δlogit| / logit scale [0.1].")] = None,
+    allow_modified: AllowModified = False,
     batch_size: Annotated[int, Opt(help="Images per batch.")] = 500,
     threads: Annotated[Optional[int], Opt(help="CPU threads for every runtime [all cores].")] = None,
 ):
@@ -312,9 +325,21 @@ def verify(
             formats=format,
             limit=limit,
             data_dir=data_dir,
-            thresholds=Thresholds(atol, fp32_min_agreement, fp32_max_acc_delta, max_acc_drop, min_agreement),
+            thresholds=Thresholds(
+                **_given(
+                    atol=atol,
+                    fp32_min_agreement=fp32_min_agreement,
+                    fp32_max_acc_delta=fp32_max_acc_delta,
+                    max_acc_drop=max_acc_drop,
+                    min_agreement=min_agreement,
+                    fp16_max_rel=fp16_max_rel,
+                    bf16_max_rel=bf16_max_rel,
+                    int8_mean_rel=int8_mean_rel,
+                )
+            ),
             batch_size=batch_size,
             threads=threads,
+            allow_modified=allow_modified,
         )
     table = Table(*PARITY_COLUMNS, title=f"{result.model}: {result.samples} test images")
     for row in parity_rows(result):
@@ -340,6 +365,7 @@ def predict(
     top_k: Annotated[int, Opt(help="Classes to show per image.")] = 3,
     json_lines: Annotated[bool, Opt("--json", help="One JSON object per image on stdout.")] = False,
     threads: Annotated[Optional[int], Opt(help="CPU threads [all cores].")] = None,
+    allow_modified: AllowModified = False,
 ):
     """Classify images with an exported model; exit 1 if any file could not be classified."""
     from toolkit.core.runs import latest_run
@@ -350,7 +376,17 @@ def predict(
         if run is None:
             run = str(latest_run())
             typer.echo(f"using the newest trained run: {run}", err=True)
-        result = run_predict(images, run_dir=run, runtime=runtime, format=format, top_k=top_k, threads=threads)
+        result = run_predict(
+            images,
+            run_dir=run,
+            runtime=runtime,
+            format=format,
+            top_k=top_k,
+            threads=threads,
+            allow_modified=allow_modified,
+        )
+    if result.modified:
+        typer.echo(f"warning: {result.modified}; answering from it (--allow-modified)", err=True)
     if json_lines:
         sys.stdout.write(to_json_lines(result))
     else:

@@ -64,6 +64,28 @@ def remove_stale_temps(folder: Path, names: tuple[str, ...] = TRAINING_FILES) ->
     return removed
 
 
+def remove_stale_temps_if_idle(folder: Path, names: tuple[str, ...] = TRAINING_FILES) -> list[Path]:
+    """remove_stale_temps, but only while no toolkit process holds the folder (a live writer's temp is no litter).
+    Called wherever a run folder is opened, so a save killed before its first rename is cleaned up too."""
+    if not folder.is_dir():
+        return []
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return []
+    try:
+        try:
+            _lock(fd, folder)
+        except RunFolderError:
+            return []  # in use: its temps may be live
+        try:
+            return remove_stale_temps(folder, names)
+        except OSError:
+            return []  # a read-only folder: nothing to clean, and nothing to fail over
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def claim_run_dir(folder: Path, *, resuming: bool) -> Iterator[Path]:
     """Create (or reopen, when resuming) `folder` and hold an exclusive lock on it for the block.

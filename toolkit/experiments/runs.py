@@ -18,6 +18,9 @@ from typing import Any
 from toolkit.core.errors import ConfigError
 from toolkit.core.runs import MANIFEST, METRICS, SUMMARY
 
+_SUMMARY_FIGURES = (
+    "final_test_acc_tta", "final_test_acc", "best_test_acc", "final_val_acc", "delta_vs_reference", "img_per_s",
+)  # fmt: skip
 SORT_KEYS = ("date", "model", "test_acc", "best_test_acc", "val_acc", "img_per_s", "run")
 MAX_DEPTH = 4  # artifacts/reproduce-<model>/seed-<k>/ and artifacts/sweeps/<study>/trial-<k>/ sit two deep
 
@@ -48,6 +51,23 @@ def _read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 
 
+def _read_object(path: Path) -> dict[str, Any]:
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path.name} is not a JSON object")
+    return data
+
+
+def _number(data: dict[str, Any], key: str, where: str) -> float | None:
+    """A figure from a run's file: a finite number or absent; anything else makes the row unreadable."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or abs(value) == float("inf"):
+        raise ValueError(f"{where}: {key!r} is {json.dumps(value)[:40]}, not a finite number")
+    return value
+
+
 def _row(folder: Path, root: Path) -> RunRow:
     metrics_path = folder / METRICS
     lines = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
@@ -56,29 +76,29 @@ def _row(folder: Path, root: Path) -> RunRow:
     newest = max(p.stat().st_mtime for p in (metrics_path, summary_path) if p.is_file())
     row.date = time.strftime("%Y-%m-%d %H:%M", time.localtime(newest))
     if summary_path.is_file():
-        s = _read_json(summary_path)
+        s = _read_object(summary_path)
         cfg = s.get("train_config", {})
-        row.model, row.dataset, row.epochs = s.get("model"), s.get("dataset"), s.get("epochs")
-        row.test_acc = s.get("final_test_acc_tta") or s.get("final_test_acc")
-        row.best_test_acc, row.val_acc = s.get("best_test_acc"), s.get("final_val_acc")
-        row.delta_vs_reference, row.device, row.img_per_s = (
-            s.get("delta_vs_reference"),
-            s.get("device"),
-            s.get("img_per_s"),
-        )
+        if not isinstance(cfg, dict):
+            raise ValueError(f"{SUMMARY}: 'train_config' is not an object")
+        num = {k: _number(s, k, SUMMARY) for k in (*_SUMMARY_FIGURES, "epochs")}
+        row.model, row.dataset, row.epochs = s.get("model"), s.get("dataset"), num["epochs"]
+        row.test_acc = num["final_test_acc_tta"] if num["final_test_acc_tta"] is not None else num["final_test_acc"]
+        row.best_test_acc, row.val_acc = num["best_test_acc"], num["final_val_acc"]
+        row.delta_vs_reference, row.device, row.img_per_s = num["delta_vs_reference"], s.get("device"), num["img_per_s"]
         switches = [f"amp {s['amp']}"] if s.get("amp", "off") != "off" else []
         switches += [k for k in ("channels_last", "compiled") if s.get(k)]
         row.precision = ", ".join(switches) or "fp32"
         row.model = row.model or cfg.get("model")
     elif lines:
-        last = lines[-1]
-        row.epochs, row.test_acc, row.val_acc = last.get("epoch"), last.get("test_acc"), last.get("val_acc")
-        row.best_test_acc = max((m["test_acc"] for m in lines if "test_acc" in m), default=None)
-        row.img_per_s = last.get("img_per_s")
+        figures = [{k: _number(m, k, METRICS) for k in ("epoch", "test_acc", "val_acc", "img_per_s")} for m in lines]
+        last = figures[-1]
+        row.epochs, row.test_acc, row.val_acc = last["epoch"], last["test_acc"], last["val_acc"]
+        row.best_test_acc = max((m["test_acc"] for m in figures if m["test_acc"] is not None), default=None)
+        row.img_per_s = last["img_per_s"]
     if (folder / MANIFEST).is_file():
-        row.exports = sorted(_read_json(folder / MANIFEST).get("files", {}))
+        row.exports = sorted(_read_object(folder / MANIFEST).get("files", {}))
     if (folder / "parity.json").is_file():
-        row.verify = "pass" if _read_json(folder / "parity.json").get("passed") else "FAIL"
+        row.verify = "pass" if _read_object(folder / "parity.json").get("passed") else "FAIL"
     return row
 
 
@@ -116,7 +136,7 @@ def _config_and_metrics(folder: Path) -> tuple[dict[str, Any], list[dict[str, An
     metrics = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
     summary = folder / SUMMARY
     if summary.is_file():
-        return _read_json(summary).get("train_config", {}), metrics
+        return _read_object(summary).get("train_config", {}), metrics
     import torch
 
     from toolkit.core.runs import CHECKPOINT
@@ -136,7 +156,10 @@ def compare_runs(a: str | os.PathLike, b: str | os.PathLike, png: str | os.PathL
     ignore = {"run_name", "out"}  # differ by construction
     keys = sorted((set(cfg_a) | set(cfg_b)) - ignore)
     differences = {k: [cfg_a.get(k), cfg_b.get(k)] for k in keys if cfg_a.get(k) != cfg_b.get(k)}
-    rows = {str(p): _row(p, p.parent).to_dict() for p in (a, b)}
+    try:
+        rows = {str(p): _row(p, p.parent).to_dict() for p in (a, b)}
+    except (OSError, ValueError, AttributeError, TypeError) as exc:
+        raise ConfigError(f"cannot read the runs: {exc}") from None
     result = {"runs": [str(a), str(b)], "config_differences": differences, "figures": rows}
     if png is not None:
         import matplotlib

@@ -19,7 +19,7 @@ from typing import Any
 from toolkit.core.callable_module import make_callable
 from toolkit.core.errors import ConfigError, ToolkitError
 from toolkit.core.files import atomic_path, sha256
-from toolkit.core.runs import ensure_writable, latest_run
+from toolkit.core.runs import TRAINING_FILES, ensure_writable, latest_run, remove_stale_temps_if_idle
 from toolkit.export.check import ExportError, check_batches, compare_with_eager, example_inputs
 from toolkit.export.formats import DEFAULT_FORMATS, EXPORT_FORMATS, FORMATS, get_format, target_label, validator, writer
 from toolkit.export.isolated import run_in_child
@@ -76,10 +76,12 @@ def export(
         "calibration": calibration,
         "data_dir": data_dir,
     }
-    for spec in specs:
-        validator(spec)(**options)  # bad options fail before any work
+    for name in EXPORT_FORMATS:  # every writer's options, asked for or not: a typo is an error, never ignored
+        validator(FORMATS[name])(**options)
     ckpt_path = resolve_checkpoint(source if source is not None else latest_run(artifacts))
     run_dir = ckpt_path.parent
+    # A killed export (or save) leaves a hidden temp file, as large as the model: gone before new ones are made.
+    remove_stale_temps_if_idle(run_dir, (*TRAINING_FILES, *(FORMATS[n].filename for n in EXPORT_FORMATS)))
     for spec in specs:
         src = FORMATS[spec.source] if spec.source else None
         if src and src.name not in formats and not (run_dir / src.filename).is_file():

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from toolkit.core.errors import ConfigError
 from toolkit.core.files import sha256, write_json
-from toolkit.core.runs import MANIFEST
+from toolkit.core.runs import CHECKPOINT, MANIFEST
 
 
 def read_manifest(run_dir: Path) -> tuple[dict[str, Any], str | None]:
@@ -28,6 +30,82 @@ def read_manifest(run_dir: Path) -> tuple[dict[str, Any], str | None]:
     if not isinstance(manifest, dict):
         return {}, f"{MANIFEST} is not a JSON object; file hashes are not checked; re-run toolkit export"
     return manifest, None
+
+
+MAX_SIDE = 4096  # pixels: far above any input these models take, far below what would exhaust memory
+LAYOUTS = ("NCHW",)
+DTYPES = ("float32",)
+
+
+def validate_manifest(manifest: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The one schema of manifest.json, checked before predict, verify or bench trust a field of it.
+
+    ConfigError naming the key when a field is missing or cannot be right (a std of 0 divides by zero, a
+    side of 100,000 pixels is a 40 GB tensor, three class names for ten outputs mislabel every answer)."""
+
+    def bad(key: str, what: str, value: Any = ...) -> ConfigError:
+        got = "" if value is ... else f", got {json.dumps(value)[:60]}"
+        return ConfigError(f"{path}: {key!r} must be {what}{got}; re-run toolkit export to rewrite it")
+
+    def finite(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    spec = manifest.get("input")
+    if not isinstance(spec, dict):
+        raise bad("input", "an object with shape, mean, std, layout and dtype", spec if "input" in manifest else ...)
+    for key in ("mean", "std"):
+        v = spec.get(key)
+        if not (isinstance(v, list) and len(v) == 3 and all(finite(x) for x in v)):
+            raise bad(f"input.{key}", "3 finite numbers (one per RGB channel)", v)
+    if not all(x > 0 for x in spec["std"]):
+        raise bad("input.std", "3 numbers > 0 (the input is divided by them)", spec["std"])
+    shape = spec.get("shape")
+    ints = isinstance(shape, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in shape)
+    if not (ints and len(shape) == 3 and shape[0] == 3 and all(1 <= x <= MAX_SIDE for x in shape[1:])):
+        raise bad("input.shape", f"[3, height, width] with sides between 1 and {MAX_SIDE}", shape)
+    for key, known in (("layout", LAYOUTS), ("dtype", DTYPES)):
+        if spec.get(key) not in known:
+            raise bad(f"input.{key}", f"one of {', '.join(known)}", spec.get(key))
+    classes, n = manifest.get("classes"), manifest.get("num_classes")
+    if not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
+        raise bad("num_classes", "a positive integer", n)
+    if not (isinstance(classes, list) and len(classes) == n and all(isinstance(c, str) and c for c in classes)):
+        raise bad("classes", f"a list of {n} class names (num_classes)", classes)
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(
+        isinstance(e, dict) and isinstance(e.get("sha256"), str) and len(e["sha256"]) == 64 for e in files.values()
+    ):
+        raise bad("files", "an object of file name -> {sha256: 64 hex digits, ...}")
+    source = manifest.get("source_checkpoint")
+    if not (isinstance(source, dict) and isinstance(source.get("sha256"), str)):
+        raise bad("source_checkpoint", "an object with the checkpoint's sha256")
+    return manifest
+
+
+def load_manifest(run_dir: Path) -> dict[str, Any]:
+    """The run's validated manifest; ConfigError when it is missing, unreadable or invalid."""
+    manifest, problem = read_manifest(run_dir)
+    if problem:
+        raise ConfigError(f"{run_dir}: {problem.split(';')[0]}; run `toolkit export {run_dir}` to write it")
+    return validate_manifest(manifest, run_dir / MANIFEST)
+
+
+def modified_files(run_dir: Path, manifest: dict[str, Any], names: list[str], hashes: dict[str, str] | None = None):
+    """{file name: why} for each of `names` whose sha256 is not what export recorded (the checkpoint's against
+    source_checkpoint): a file changed after the check export made is not the file that passed it."""
+    hashes = hashes if hashes is not None else {}
+    changed = {}
+    for name in names:
+        digest = hashes.get(name) or sha256(run_dir / name)
+        if name == manifest.get("source_checkpoint", {}).get("file", CHECKPOINT):
+            expected = manifest.get("source_checkpoint", {}).get("sha256")
+        else:
+            expected = manifest.get("files", {}).get(name, {}).get("sha256")
+        if expected is None:
+            changed[name] = f"{name} is not in {MANIFEST}: export did not check it"
+        elif expected != digest:
+            changed[name] = f"{name} differs from the file export checked (sha256 {digest[:12]}… vs {expected[:12]}…)"
+    return changed
 
 
 def update_manifest(

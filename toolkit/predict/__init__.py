@@ -19,7 +19,7 @@ from toolkit.core.errors import ConfigError, DataError
 from toolkit.core.runs import MANIFEST, latest_run
 from toolkit.data import normalise
 from toolkit.export.formats import FORMATS, check_runtime, open_runtime, primary_format
-from toolkit.export.manifest import read_manifest
+from toolkit.export.manifest import load_manifest, modified_files
 from toolkit.predict.images import expand, load_image
 
 BATCH = 256
@@ -40,6 +40,7 @@ class PredictResult:
     runtime: str
     format: str
     details: dict
+    modified: str | None = None  # why the file is not the one export checked (answered only with allow_modified)
     predictions: list[Prediction] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # one line per file that got no answer
 
@@ -55,9 +56,12 @@ def predict(
     format: str | None = None,
     top_k: int = 3,
     threads: int | None = None,
+    allow_modified: bool = False,
     artifacts: str | os.PathLike = "artifacts",
 ) -> PredictResult:
-    """Classify `paths` (image files or folders of them) with `runtime` loading the run's `format` file."""
+    """Classify `paths` (image files or folders of them) with `runtime` loading the run's `format` file.
+
+    The file must be the one export checked (its sha256 in manifest.json) unless `allow_modified`."""
     if not paths:
         raise ConfigError("no image given; pass image files or folders")
     check_runtime(runtime)
@@ -71,12 +75,17 @@ def predict(
             + ", ".join(f.name for f in FORMATS.values() if runtime in f.runtimes)
         )
     run = Path(run_dir) if run_dir is not None else latest_run(artifacts)
-    manifest, problem = read_manifest(run)
-    if problem:  # the class names and the normalisation come from it, and from nothing else
-        what = "missing" if not (run / MANIFEST).is_file() else "unreadable"
-        raise ConfigError(f"{run}: {MANIFEST} is {what}; predict preprocesses from it: run `toolkit export {run}`")
+    if not run.is_dir():
+        raise ConfigError(f"{run}: no such run folder; pass --run with a folder that toolkit train wrote")
+    # The class names and the normalisation come from the manifest, and from nothing else.
+    manifest = load_manifest(run)
     if not (run / fmt.filename).is_file():
         raise ConfigError(f"{run} has no {fmt.filename}; run `toolkit export {run} --format {fmt.name}` first")
+    modified = modified_files(run, manifest, [fmt.filename]).get(fmt.filename)
+    if modified and not allow_modified:
+        raise ConfigError(
+            f"{run}: {modified}; re-run `toolkit export {run}`, or pass --allow-modified to answer from it anyway"
+        )
     classes = manifest["classes"]
     if not 1 <= top_k <= len(classes):
         raise ConfigError(f"--top-k must be between 1 and {len(classes)}, got {top_k}")
@@ -90,11 +99,19 @@ def predict(
         except DataError as exc:
             failures.append(str(exc))
     rt = open_runtime(runtime, run / fmt.filename, "cpu", threads)
-    result = PredictResult(run, runtime, fmt.name, rt.describe(), failures=failures)
+    result = PredictResult(run, runtime, fmt.name, rt.describe(), modified=modified, failures=failures)
     for start in range(0, len(images), BATCH):
         spec = manifest["input"]  # the normalisation comes from the manifest alone
         x = normalise(torch.stack(images[start : start + BATCH]), spec["mean"], spec["std"])
-        probs = torch.softmax(rt.run(x).float(), dim=1)
+        logits = rt.run(x).float()
+        if logits.ndim != 2 or logits.shape[1] != len(classes):
+            raise ConfigError(
+                f"{run / MANIFEST}: 'classes' names {len(classes)} classes but {fmt.filename} gives "
+                f"{tuple(logits.shape[1:])} outputs per image; re-run toolkit export"
+            )
+        if not torch.isfinite(logits).all():
+            raise ConfigError(f"{run / fmt.filename} gives NaN/inf logits; run `toolkit verify {run}` to see why")
+        probs = torch.softmax(logits, dim=1)
         p, idx = probs.topk(top_k, dim=1)
         for name, pr, ix in zip(names[start : start + BATCH], p.tolist(), idx.tolist(), strict=True):
             result.predictions.append(Prediction(name, [(classes[i], v) for i, v in zip(ix, pr, strict=True)]))

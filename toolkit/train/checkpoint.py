@@ -16,7 +16,7 @@ from torch import nn
 
 from toolkit.core.errors import CheckpointError, first_line
 from toolkit.core.files import atomic_path
-from toolkit.core.runs import CHECKPOINT
+from toolkit.core.runs import CHECKPOINT, remove_stale_temps_if_idle
 from toolkit.core.version import __version__
 from toolkit.data import CIFAR10_CLASSES, normalization, num_classes
 from toolkit.models import create_model, get_spec
@@ -131,10 +131,23 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """A checkpoint file, or a run folder holding checkpoint.pt."""
     path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file or folder; pass a run folder or its {CHECKPOINT}")
     if path.is_dir():
         path = path / CHECKPOINT
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; pass a run folder or its {CHECKPOINT}")
+        folder = path.parent
+        removed = remove_stale_temps_if_idle(folder)
+        if removed:
+            raise CheckpointError(
+                f"{folder} holds no {path.name}, only {len(removed)} unfinished save(s) a killed run left (removed): "
+                f"it stopped before its first checkpoint; start it again without --resume"
+            )
+        present = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))[:6]
+        raise CheckpointError(
+            f"{folder} holds no {path.name} (it has: {', '.join(present) or 'nothing'}); "
+            f"pass a run folder that toolkit train wrote, or its {CHECKPOINT}"
+        )
     return path
 
 

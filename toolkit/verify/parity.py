@@ -5,9 +5,12 @@
 and failure lines that name the culprit ("onnxruntime/cpu: max |diff| 3.1e-3 > atol 1e-4 on batch 17").
 Each file is gated by what it promises: fp32 files by their logits; INT8 and fp16 files by accuracy drop
 and top-1 agreement (MLPerf's closed division asks >= 99 % of the fp32 accuracy; 0.5 pt is stricter
-here), their logit distances reported but not gated. Every non-eager runtime runs in its own process,
-so one that crashes is a failure line naming it and its signal while the others still report.
-Nothing compared is not a pass: a run without exports is an error.
+here) and by their logits relative to the reference's logit scale (the standard deviation of its logits):
+fp16/bf16 by the largest difference, INT8 by the mean, sized from what each precision does to honest files
+(README, "Verify"). Accuracy alone passes a weakly trained model whose INT8 file was tampered with.
+A file whose sha256 is not the one export recorded fails unless `allow_modified`.
+Every non-eager runtime runs in its own process, so one that crashes is a failure line naming it and its
+signal while the others still report. Nothing compared is not a pass: a run without exports is an error.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from toolkit.export.formats import (
     target_label,
 )
 from toolkit.export.isolated import run_in_child, saved_inputs
-from toolkit.export.manifest import read_manifest
+from toolkit.export.manifest import read_manifest, validate_manifest
 from toolkit.train.checkpoint import load_checkpoint
 
 
@@ -50,9 +53,13 @@ class Thresholds:
     fp32_max_acc_delta: float = 0.1  # fp32 files: accuracy points they may differ by, either way
     max_acc_drop: float = 0.5  # INT8/fp16 files: accuracy points they may lose
     min_agreement: float = 97.0  # INT8/fp16 files: top-1 agreement with eager fp32, percent
+    # Relative to the logit scale (std of the reference logits); defaults sized in the README from honest files.
+    fp16_max_rel: float = 0.02  # fp16 files: max |Δlogit| / scale
+    bf16_max_rel: float = 0.1  # bf16 autocast: max |Δlogit| / scale (8 mantissa bits to fp16's 11)
+    int8_mean_rel: float = 0.1  # INT8 files: mean |Δlogit| / scale
 
     def __post_init__(self):
-        for name in ("atol", "fp32_max_acc_delta", "max_acc_drop"):
+        for name in ("atol", "fp32_max_acc_delta", "max_acc_drop", "fp16_max_rel", "bf16_max_rel", "int8_mean_rel"):
             value = getattr(self, name)
             if not 0 <= value < math.inf:
                 raise ConfigError(f"--{_flag(name)} must be a finite number >= 0, got {value}")
@@ -80,6 +87,8 @@ class RuntimeParity:
     max_abs: float | None = None  # over finite logits; non_finite counts the rest
     mean_abs: float | None = None
     p99_abs: float | None = None
+    max_rel: float | None = None  # max_abs / the reference's logit scale
+    mean_rel: float | None = None  # mean_abs / the reference's logit scale
     worst_batch: int | None = None
     non_finite: int = 0  # NaN/inf logits; any is a failure
     non_finite_batch: int | None = None  # first batch that had one
@@ -134,6 +143,18 @@ def _judge(e: RuntimeParity, t: Thresholds) -> None:
         if abs(e.acc_delta) > t.fp32_max_acc_delta:
             e.failures.append(f"{e.label}: accuracy delta {e.acc_delta:+.2f} pt exceeds {t.fp32_max_acc_delta:g} pt")
         return
+    rel_gate = {
+        "fp16": ("max", e.max_rel, t.fp16_max_rel, "fp16-max-rel"),
+        "bf16": ("max", e.max_rel, t.bf16_max_rel, "bf16-max-rel"),
+        "int8": ("mean", e.mean_rel, t.int8_mean_rel, "int8-mean-rel"),
+        "int8-dynamic": ("mean", e.mean_rel, t.int8_mean_rel, "int8-mean-rel"),
+    }.get(e.precision)
+    if rel_gate and rel_gate[1] > rel_gate[2]:
+        which, value, limit, flag = rel_gate
+        e.failures.append(
+            f"{e.label}: {e.precision} {which} |Δlogit| is {value:.3g} of the logit scale > --{flag} {limit:g} "
+            f"({which} |Δ| {e.max_abs if which == 'max' else e.mean_abs:.2g})"
+        )
     if -e.acc_delta > t.max_acc_drop:
         e.failures.append(
             f"{e.label}: {e.precision} accuracy drop {-e.acc_delta:.2f} pt > --max-acc-drop {t.max_acc_drop:g} pt"
@@ -209,11 +230,13 @@ def verify(
     thresholds: Thresholds = Thresholds(),
     batch_size: int = 500,
     threads: int | None = None,
+    allow_modified: bool = False,
     artifacts: str | os.PathLike = "artifacts",
     write: bool = True,
 ) -> ParityResult:
     """Compare every exported file x runtime x device with eager fp32 CPU; writes parity.json/.md unless
-    `write=False`."""
+    `write=False`. A file that is not the one export checked fails, unless `allow_modified`: then it is judged
+    on its figures alone and the report says so."""
     for name, value in (("--limit", limit), ("--batch-size", batch_size), ("--threads", threads)):
         if value is not None and value < 1:
             raise ConfigError(f"{name} must be a positive integer, got {value}")
@@ -224,6 +247,11 @@ def verify(
         ensure_writable(run_dir)  # before minutes of work whose report could not be saved
     ckpt = load_checkpoint(run_dir)
     notes: list[str] = []
+    manifest, problem = read_manifest(run_dir)
+    if problem:
+        notes.append(problem)
+    else:  # a manifest that is there must be right: predict answers from it
+        validate_manifest(manifest, run_dir / MANIFEST)
     if ckpt.get("origin") == "untrained":
         notes.append("the checkpoint holds untrained weights (made by toolkit bench --model)")
     targets = _targets(run_dir, runtimes, devices, formats, notes)
@@ -255,9 +283,8 @@ def verify(
                 f"the weights are broken and there is no reference to compare with"
             )
         ref_acc = 100.0 * int((ref_all.argmax(1) == labels).sum()) / len(labels)
-        manifest, problem = read_manifest(run_dir)
-        if problem:
-            notes.append(problem)
+        # Softmax ignores a shift of all logits; their spread is the scale a difference is measured against.
+        scale = float(ref_all.double().std()) or 1.0
         entries = []
         shared = stack.enter_context(saved_inputs(inputs))  # written once, read by every runtime's process
         # model.onnx is read by three runtimes: hash each file once.
@@ -277,8 +304,13 @@ def verify(
                 entries.append(entry)
                 continue
             _check_identity(path, metadata, ckpt)
-            _compare(entry, path, hashes[path.name], outputs, ref_logits, labels, ref_acc, manifest)
+            _compare(entry, path, hashes[path.name], outputs, ref_logits, labels, ref_acc, manifest, scale)
             _judge(entry, thresholds)
+            if entry.file_matches_manifest is False and not allow_modified:
+                entry.failures.append(
+                    f"{entry.label}: {path.name} is not the file export checked (its sha256 differs from "
+                    f"{MANIFEST}); re-run toolkit export, or pass --allow-modified to judge it on its figures"
+                )
             entries.append(entry)
     finally:
         stack.close()
@@ -286,10 +318,12 @@ def verify(
     checkpoint_sha = hashes.get(CHECKPOINT) or sha256(run_dir / CHECKPOINT)
     if manifest and manifest.get("source_checkpoint", {}).get("sha256") != checkpoint_sha:
         notes.append("the checkpoint changed after the export; re-run toolkit export")
-    for e in entries:
-        if e.file_matches_manifest is False:
-            notes.append(f"{e.label}: file sha256 differs from {MANIFEST}; it was modified after export")
-    ref_info = {**reference.describe(), "accuracy": ref_acc, "tf32": False}
+    if allow_modified:
+        for name in sorted({e.format for e in entries if e.file_matches_manifest is False}):
+            notes.append(
+                f"{FORMATS[name].filename} was modified after export; judged on its figures (--allow-modified)"
+            )
+    ref_info = {**reference.describe(), "accuracy": ref_acc, "logit_scale": scale, "tf32": False}
     result = ParityResult(
         run_dir, ckpt["model"]["name"], cfg["dataset"], len(labels), batch_size, ref_info, thresholds, entries, notes
     )
@@ -300,7 +334,9 @@ def verify(
     return result
 
 
-def _compare(e: RuntimeParity, path: Path, file_sha256: str, outputs, ref_logits, labels, ref_acc, manifest) -> None:
+def _compare(
+    e: RuntimeParity, path: Path, file_sha256: str, outputs, ref_logits, labels, ref_acc, manifest, scale: float
+) -> None:
     """Fill `e`'s figures from the runtime's `outputs` against the reference logits."""
     diffs, agree, correct, worst, worst_batch, non_finite, first_bad = [], 0, 0, -1.0, 0, 0, None
     start = 0
@@ -333,4 +369,5 @@ def _compare(e: RuntimeParity, path: Path, file_sha256: str, outputs, ref_logits
         if all_d.numel()
         else (0.0, 0.0, 0.0)
     )
+    e.max_rel, e.mean_rel = e.max_abs / scale, e.mean_abs / scale
     e.worst_batch, e.non_finite, e.non_finite_batch = worst_batch, non_finite, first_bad

@@ -21,6 +21,8 @@ PARITY_COLUMNS = (
     "max |Δ|",
     "mean |Δ|",
     "p99 |Δ|",
+    "max |Δ|/scale",
+    "mean |Δ|/scale",
     "NaN/inf",
     "worst batch",
     "verdict",
@@ -45,6 +47,8 @@ def parity_rows(result) -> list[list[str]]:
             "-",
             "-",
             "-",
+            f"scale {ref.get('logit_scale', float('nan')):.3g}",
+            "-",
             "reference",
         ]
     ]
@@ -68,6 +72,8 @@ def parity_rows(result) -> list[list[str]]:
                 fig(e.max_abs, ".2e"),
                 fig(e.mean_abs, ".2e"),
                 fig(e.p99_abs, ".2e"),
+                fig(e.max_rel, ".2e"),
+                fig(e.mean_rel, ".2e"),
                 str(e.non_finite) if answered else "-",
                 str(e.worst_batch) if answered else "-",
                 "pass" if e.passed else "FAIL",
@@ -82,9 +88,11 @@ def parity_markdown(result) -> str:
         f"# Parity: {result.model} ({result.run_dir})\n\n"
         f"{result.samples} {result.dataset} test images in batches of {result.batch_size}; reference: eager "
         f"fp32 on CPU, TF32 off. fp32 files: max |Δlogit| ≤ {t.atol:g}, top-1 agreement ≥ "
-        f"{t.fp32_min_agreement:g} %, |Δacc| ≤ {t.fp32_max_acc_delta:g} pt. INT8/fp16 files: accuracy drop ≤ "
-        f"{t.max_acc_drop:g} pt, top-1 agreement ≥ {t.min_agreement:g} % (their logit distances are reported, "
-        f"not gated). Each non-eager runtime ran in its own process. Verdict: "
+        f"{t.fp32_min_agreement:g} %, |Δacc| ≤ {t.fp32_max_acc_delta:g} pt. INT8/fp16/bf16 files: accuracy drop ≤ "
+        f"{t.max_acc_drop:g} pt, top-1 agreement ≥ {t.min_agreement:g} %, and, relative to the logit scale "
+        f"(std of the reference logits): fp16 max |Δ| ≤ {t.fp16_max_rel:g}, bf16 max |Δ| ≤ {t.bf16_max_rel:g}, "
+        f"INT8 mean |Δ| ≤ {t.int8_mean_rel:g}. Files must match the sha256 export recorded in manifest.json. "
+        f"Each non-eager runtime ran in its own process. Verdict: "
         f"**{'pass' if result else 'FAIL'}**\n\n"
     )
     body = markdown_table(PARITY_COLUMNS, parity_rows(result))

@@ -1,0 +1,188 @@
+"""The verdict cannot be fooled: forged low-precision files fail on their logits, modified files fail unless
+allowed, predict refuses them too, and manifest.json is validated before anything trusts a field of it."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from tests.helpers import copy_run, exported_tiny_run, tamper_int8_scale, tamper_largest_initializer, tiny_run
+from tests.test_cli_train import assert_one_line_error
+from toolkit.cli import app
+from toolkit.core.files import temp_prefix
+from toolkit.predict.images import load_image
+from toolkit.verify.parity import Thresholds
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    return exported_tiny_run(
+        tmp_path_factory.mktemp("runs"), "tutorial-cnn", "--format", "all", "--calibration-images", "64"
+    )
+
+
+@pytest.fixture
+def run_copy(deployed, tmp_path):
+    return copy_run(deployed, tmp_path)
+
+
+def _entries(run_dir):
+    return {e["format"]: e for e in json.loads((run_dir / "parity.json").read_text())["entries"]}
+
+
+def test_honest_low_precision_files_pass_their_logit_gates(deployed, tmp_path):
+    r = run("verify", copy_run(deployed, tmp_path), "--format", "onnx-int8", "--format", "onnx-fp16", "--runtime",
+            "onnxruntime")  # fmt: skip
+    entries = _entries(tmp_path / "run")
+    t = Thresholds()
+    assert entries["onnx-int8"]["mean_rel"] < t.int8_mean_rel / 2, entries["onnx-int8"]  # with room
+    assert entries["onnx-fp16"]["max_rel"] < t.fp16_max_rel / 2, entries["onnx-fp16"]
+    assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize(
+    "forge, fmt, fragment",
+    [
+        (tamper_int8_scale, "onnx-int8", "int8 mean |Δlogit| is"),
+        (tamper_largest_initializer, "onnx-fp16", "fp16 max |Δlogit| is"),
+    ],
+)
+def test_a_forged_low_precision_file_fails_on_its_logits(run_copy, forge, fmt, fragment):
+    forge(run_copy / f"model-{fmt.removeprefix('onnx-')}.onnx")
+    # Judged on its figures alone (the hash check is set aside), it still fails, by its logit gate.
+    r = run("verify", run_copy, "--format", fmt, "--runtime", "onnxruntime", "--allow-modified")
+    assert r.exit_code == 1 and fragment in r.stderr and "of the logit scale" in r.stderr, r.output
+    assert "not the file export checked" not in r.stderr and "judged on its figures (--allow-modified)" in r.stdout
+    # Without --allow-modified the changed hash fails it as well.
+    r = run("verify", run_copy, "--format", fmt, "--runtime", "onnxruntime")
+    assert r.exit_code == 1 and "is not the file export checked" in r.stderr and fragment in r.stderr
+
+
+def _rewrite_doc_string(path):
+    """The same graph and weights, another sha256: a modification verify's figures alone cannot see."""
+    import onnx
+
+    model = onnx.load(str(path))
+    model.doc_string = "edited after export"
+    onnx.save(model, str(path))
+
+
+def test_a_modified_file_fails_verify_unless_allowed(run_copy):
+    _rewrite_doc_string(run_copy / "model.onnx")
+    r = run("verify", run_copy, "--format", "onnx", "--runtime", "onnxruntime")
+    assert r.exit_code == 1, r.output
+    assert "onnxruntime/cpu: model.onnx is not the file export checked" in r.stderr and "--allow-modified" in r.stderr
+    r = run("verify", run_copy, "--format", "onnx", "--runtime", "onnxruntime", "--allow-modified")
+    assert r.exit_code == 0, r.output
+    assert "model.onnx was modified after export; judged on its figures (--allow-modified)" in r.stdout
+
+
+def _png(tmp_path, name="x.png"):
+    img = tmp_path / name
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(img)
+    return img
+
+
+def test_predict_refuses_a_modified_file_unless_allowed(run_copy, tmp_path):
+    img = _png(tmp_path)
+    tamper_int8_scale(run_copy / "model-int8.onnx")
+    assert_one_line_error(
+        run("predict", img, "--run", run_copy, "--format", "onnx-int8"),
+        "model-int8.onnx differs from the file export checked",
+        "--allow-modified",
+    )
+    r = run("predict", img, "--run", run_copy, "--format", "onnx-int8", "--allow-modified")
+    assert r.exit_code == 0 and "warning: model-int8.onnx differs" in r.stderr, r.output
+
+
+def _edit_manifest(run_dir, edit):
+    path = run_dir / "manifest.json"
+    m = json.loads(path.read_text())
+    edit(m)
+    path.write_text(json.dumps(m))
+
+
+@pytest.mark.parametrize(
+    "edit, fragment",
+    [
+        (lambda m: m["input"].update(std=[0.2, 0, 0.2]), "'input.std' must be 3 numbers > 0"),
+        (lambda m: m["input"].update(mean=[0.5, 0.5]), "'input.mean' must be 3 finite numbers"),
+        (lambda m: m["input"].update(shape="abc"), "'input.shape' must be [3, height, width]"),
+        (lambda m: m["input"].update(shape=[3, 100000, 100000]), "'input.shape' must be [3, height, width]"),
+        (lambda m: m["input"].update(layout="NHWC"), "'input.layout' must be one of NCHW"),
+        (lambda m: m.pop("input"), "'input' must be an object"),
+        (lambda m: m.update(classes=["a", "b", "c"]), "'classes' must be a list of 10 class names"),
+        (lambda m: m.update(num_classes="ten"), "'num_classes' must be a positive integer"),
+    ],
+)
+def test_a_bad_manifest_is_one_line_naming_the_key(run_copy, tmp_path, edit, fragment):
+    _edit_manifest(run_copy, edit)
+    assert_one_line_error(run("predict", _png(tmp_path), "--run", run_copy), "manifest.json", fragment)
+    assert_one_line_error(run("verify", run_copy, "--format", "onnx", "--runtime", "onnxruntime"), fragment)
+
+
+def test_classes_must_match_the_model_outputs(run_copy, tmp_path):
+    _edit_manifest(run_copy, lambda m: m.update(num_classes=3, classes=["a", "b", "c"]))
+    assert_one_line_error(run("predict", _png(tmp_path), "--run", run_copy), "names 3 classes but model.onnx gives")
+
+
+def test_predict_names_a_missing_run_folder(tmp_path):
+    assert_one_line_error(run("predict", _png(tmp_path), "--run", tmp_path / "nonexistent"), "no such run folder")
+
+
+@pytest.mark.parametrize("mode", ["I;16", "RGBA", "P", "CMYK", "LA"])
+def test_images_of_every_mode_become_the_rgb_they_show(tmp_path, mode):
+    grey = np.tile(np.linspace(0, 255, 32).round().astype(np.uint8), (32, 1))  # a left-to-right ramp
+    rgb = Image.fromarray(np.stack([grey] * 3, axis=-1))
+    if mode == "I;16":
+        img = Image.fromarray(grey.astype(np.uint16) * 257)  # the same ramp at 16 bits: 255 -> 65535
+        assert img.mode == "I;16"
+    elif mode == "P":
+        img = rgb.convert("P", palette=Image.Palette.ADAPTIVE)  # 32 greys fit a palette exactly
+    else:
+        img = rgb.convert(mode)
+    path = tmp_path / ("x.tif" if mode == "CMYK" else "x.png")
+    img.save(path)
+    x = load_image(path, (32, 32)).numpy().astype(int)
+    expected = np.stack([grey] * 3).astype(int)
+    assert np.abs(x - expected).max() <= 1, (mode, x[0, 0, :8], expected[0, 0, :8])  # not all white, not all black
+
+
+def test_resume_of_a_run_killed_in_its_first_save_cleans_up_and_says_so(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    stale = folder / f"{temp_prefix('checkpoint.pt')}abc123.tmp"
+    stale.write_bytes(b"\0" * 4096)  # what kill -9 during the first torch.save leaves
+    assert_one_line_error(
+        run("train", "--resume", folder), "holds no checkpoint.pt, only 1 unfinished save", "without --resume"
+    )
+    assert not stale.exists()
+    assert_one_line_error(run("train", "--resume", tmp_path / "elsewhere"), "no such file or folder")
+
+
+def test_export_removes_what_a_killed_export_left(tmp_path):
+    run_dir = tiny_run(tmp_path, "tutorial-cnn")
+    stale = run_dir / f"{temp_prefix('model.onnx')}dead.tmp"
+    stale.write_bytes(b"half an onnx file")
+    assert run("export", run_dir, "--format", "onnx").exit_code == 0
+    assert not stale.exists()
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--int8-preset", "s16"], "unknown --int8-preset 's16'"),
+        (["--calibration", "bogus"], "unknown --calibration 'bogus'"),
+        (["--calibration-images", "0"], "--calibration-images must be a positive integer"),
+    ],
+)
+def test_int8_options_are_validated_even_without_an_int8_format(deployed, args, fragment):
+    assert_one_line_error(run("export", deployed, "--format", "onnx", *args), fragment)
