@@ -49,3 +49,11 @@ def fake_cifar(tmp_path) -> Path:
     write_pickle(folder / "batches.meta", {"label_names": [f"c{i}" for i in range(10)], "num_cases_per_batch": 10000})
     write_pickle(folder / "test_batch", make_batch(10_000))
     return folder
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL server (tests/postgres.py): {"url", "version"}; skipped where none can be started."""
+    from tests.postgres import postgres_server
+
+    yield from postgres_server()

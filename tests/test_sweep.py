@@ -315,3 +315,41 @@ def test_the_study_name_cannot_leave_the_sweeps_folder(tmp_path, study):
         run("sweep", "tutorial-cnn", "--study", study, "--out", tmp_path), "must be a plain folder name"
     )
     assert not (tmp_path / "sweeps").exists() or not any((tmp_path / "sweeps").iterdir())
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_two_workers_one_killed_mid_trial_leave_exactly_the_trials_asked_for(tmp_path, request, engine):
+    # Worker B starts the study and its first trial; worker A joins; B is killed with -9 mid-trial. A finishes
+    # the study: B's trial goes failed once its heartbeat is --grace old, its configuration runs again, and the
+    # study ends with exactly --trials finished trials, none trained twice into one folder.
+    extra = ["--grace", "3"]
+    if engine == "postgresql":
+        server = request.getfixturevalue("postgres")
+        extra += ["--storage", server["url"]]
+        print(f"\nserver: {server['version']}")
+    args = _sweep_command(tmp_path, "shared-kill", trials=4, epochs=3, limit_train=448, extra=extra)
+    b = subprocess.Popen([*args, "--seed", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = tmp_path / "sweeps" / "shared-kill" / "trial-0"
+    deadline = time.monotonic() + 300
+    while not first.is_dir() and b.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    a = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not (first / "metrics.jsonl").exists() and b.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # B's trial 0 has finished an epoch of three: it is mid-trial
+    b.kill()
+    out_b, err_b = b.communicate(timeout=60)
+    out_a, err_a = a.communicate(timeout=600)
+    print(f"worker B (killed, exit {b.returncode}):\n{out_b}{err_b}worker A (exit {a.returncode}):\n{out_a}{err_a}")
+    assert b.returncode == -9 and a.returncode == 0, (out_a, err_a)
+
+    storage = server["url"] if engine == "postgresql" else f"sqlite:///{tmp_path / 'sweeps/shared-kill/study.db'}"
+    trials = optuna.load_study(study_name="shared-kill", storage=storage).trials
+    print("trials: " + ", ".join(f"{t.number} {t.state.name} {t.system_attrs.get('failed_trial', '')}" for t in trials))
+    finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 4 and {t.state.name for t in trials} == {"COMPLETE", "FAIL"}
+    killed = trials[0]
+    assert killed.state.name == "FAIL"  # what B was running
+    retry = [t for t in trials if t.system_attrs.get("failed_trial") == 0]
+    assert len(retry) == 1 and retry[0].state.name == "COMPLETE" and retry[0].params == killed.params
+    assert len({t.user_attrs["run_dir"] for t in trials}) == len(trials)
+    assert "4 trials: 4 complete, 0 pruned, 0 failed (1 interrupted or lost, run again)" in out_a
