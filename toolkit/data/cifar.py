@@ -40,10 +40,19 @@ class _Layout:
 
 
 _LAYOUTS = {
-    "cifar10": _Layout("cifar-10-batches-py", tuple(f"data_batch_{i}" for i in range(1, 6)), ("test_batch",),
-                       "batches.meta", "labels", "label_names", 10, (10_000, 10_000)),
-    "cifar100": _Layout("cifar-100-python", ("train",), ("test",), "meta", "fine_labels", "fine_label_names",
-                        100, (50_000, 10_000)),
+    "cifar10": _Layout(
+        "cifar-10-batches-py",
+        tuple(f"data_batch_{i}" for i in range(1, 6)),
+        ("test_batch",),
+        "batches.meta",
+        "labels",
+        "label_names",
+        10,
+        (10_000, 10_000),
+    ),
+    "cifar100": _Layout(
+        "cifar-100-python", ("train",), ("test",), "meta", "fine_labels", "fine_label_names", 100, (50_000, 10_000)
+    ),
 }
 
 
@@ -59,7 +68,7 @@ class ImageSet:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def subset(self, limit: int | None) -> "ImageSet":
+    def subset(self, limit: int | None) -> ImageSet:
         if limit is None or limit >= len(self):
             return self
         return ImageSet(self.name, self.images[:limit], self.labels[:limit], self.classes)
@@ -80,8 +89,15 @@ def num_classes(dataset: str) -> int:
     return 100 if dataset == "cifar100" else 10
 
 
-def load_dataset(name: str, train: bool, data_dir: str | os.PathLike | None = None, *,
-                 limit: int | None = None, download: bool = True, seed: int = 0) -> ImageSet:
+def load_dataset(
+    name: str,
+    train: bool,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    limit: int | None = None,
+    download: bool = True,
+    seed: int = 0,
+) -> ImageSet:
     """Load `name` ('cifar10', 'cifar100' or 'synthetic'); the first `limit` rows when given."""
     if name == "synthetic":
         from toolkit.data.synthetic import synthetic
@@ -107,7 +123,8 @@ def find_or_download(name: str, data_dir: str | os.PathLike | None, *, download:
             return root / layout.folder
     raise DataError(
         f"{name} not found in {root} ({layout.folder}/ is missing){' and the download failed' if download else ''}; "
-        f"pass --data-dir pointing at a folder that holds {layout.folder}/ (or set TOOLKIT_DATA)")
+        f"pass --data-dir pointing at a folder that holds {layout.folder}/ (or set TOOLKIT_DATA)"
+    )
 
 
 def _download(name: str, root: Path) -> None:
@@ -120,7 +137,8 @@ def _download(name: str, root: Path) -> None:
     except Exception as exc:  # offline, proxy, disk full: all end in the same advice
         raise DataError(
             f"{name} is not in {root} and could not be downloaded ({type(exc).__name__}: {first_line(exc)}); "
-            f"copy the official {_LAYOUTS[name].folder}/ folder there or pass --data-dir") from None
+            f"copy the official {_LAYOUTS[name].folder}/ folder there or pass --data-dir"
+        ) from None
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -162,17 +180,21 @@ def _read_batch(path: Path, layout: _Layout, expected_rows: int | None) -> tuple
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         shape = getattr(data, "shape", None)
         dtype = getattr(data, "dtype", type(data).__name__)
-        raise DataError(f"{path}: 'data' must be uint8 rows of 3072 values (R, G, B planes of 32x32), "
-                        f"found {dtype} with shape {shape}")
+        raise DataError(
+            f"{path}: 'data' must be uint8 rows of 3072 values (R, G, B planes of 32x32), "
+            f"found {dtype} with shape {shape}"
+        )
     labels = np.asarray(labels)
     if labels.ndim != 1 or labels.shape[0] != data.shape[0] or not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(f"{path}: expected {data.shape[0]} integer labels, found {labels.dtype} of shape {labels.shape}")
+        raise DataError(
+            f"{path}: expected {data.shape[0]} integer labels, found {labels.dtype} of shape {labels.shape}"
+        )
     if labels.size and (labels.min() < 0 or labels.max() >= layout.num_classes):
-        raise DataError(f"{path}: labels must lie in 0..{layout.num_classes - 1}, "
-                        f"found {labels.min()}..{labels.max()}")
+        raise DataError(f"{path}: labels must lie in 0..{layout.num_classes - 1}, found {labels.min()}..{labels.max()}")
     if expected_rows is not None and data.shape[0] != expected_rows:
-        raise DataError(f"{path}: expected {expected_rows} rows, found {data.shape[0]}; the file is truncated "
-                        f"or from another set")
+        raise DataError(
+            f"{path}: expected {expected_rows} rows, found {data.shape[0]}; the file is truncated or from another set"
+        )
     return data, labels.astype(np.int64)
 
 
@@ -183,8 +205,10 @@ def read_cifar(folder: str | os.PathLike, name: str = "cifar10", train: bool = T
     meta = _read_pickle(folder / layout.meta_file)
     classes = meta.get(layout.names_key)
     if not isinstance(classes, list) or len(classes) != layout.num_classes:
-        raise DataError(f"{folder / layout.meta_file}: expected {layout.num_classes} names under "
-                        f"{layout.names_key!r}; is this {layout.folder}/?")
+        raise DataError(
+            f"{folder / layout.meta_file}: expected {layout.num_classes} names under "
+            f"{layout.names_key!r}; is this {layout.folder}/?"
+        )
     files = layout.train_files if train else layout.test_files
     rows = layout.rows_per_file[0 if train else 1]
     parts = [_read_batch(folder / f, layout, rows) for f in files]
@@ -217,8 +241,11 @@ def provenance(name: str, data_dir: str | os.PathLike | None) -> dict:
         if digest != md5:
             mismatched.append(filename)
     official = not mismatched
-    note = ("the official files (md5 sums as torchvision publishes them)" if official else
-            f"not the official files ({len(mismatched)} of {len(cls.train_list) + len(cls.test_list)} differ "
-            f"from the published md5 sums); a copy rebuilt from JPEG, such as ../shared's, scores below "
-            f"published figures (benchmarks/jpeg_cost.py measures by how much)")
+    note = (
+        "the official files (md5 sums as torchvision publishes them)"
+        if official
+        else f"not the official files ({len(mismatched)} of {len(cls.train_list) + len(cls.test_list)} differ "
+        f"from the published md5 sums); a copy rebuilt from JPEG, such as ../shared's, scores below "
+        f"published figures (benchmarks/jpeg_cost.py measures by how much)"
+    )
     return {"dataset": name, "folder": str(folder), "official": official, "mismatched": mismatched, "note": note}

@@ -8,7 +8,7 @@ run resumed mid-epoch sees exactly the batches it would have seen, and DDP ranks
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -79,12 +79,25 @@ class TensorLoader:
     each global batch, so the ranks together see exactly the batches one process would see.
     """
 
-    def __init__(self, data: ImageSet, batch_size: int, *, device: torch.device | str = "cpu",
-                 shuffle: bool = False, augment: bool = False, crop_padding: int = 4, crop_pad_mode: str = "zeros",
-                 flip: str = "random",
-                 mean: tuple[float, ...] = (0.0, 0.0, 0.0), std: tuple[float, ...] = (1.0, 1.0, 1.0),
-                 seed: int = 0, drop_last: bool = False, channels_last: bool = False,
-                 rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        data: ImageSet,
+        batch_size: int,
+        *,
+        device: torch.device | str = "cpu",
+        shuffle: bool = False,
+        augment: bool = False,
+        crop_padding: int = 4,
+        crop_pad_mode: str = "zeros",
+        flip: str = "random",
+        mean: tuple[float, ...] = (0.0, 0.0, 0.0),
+        std: tuple[float, ...] = (1.0, 1.0, 1.0),
+        seed: int = 0,
+        drop_last: bool = False,
+        channels_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         if batch_size % world_size:
             raise ValueError(f"batch size {batch_size} is not divisible by world size {world_size}")
         self.device = torch.device(device)
@@ -94,7 +107,9 @@ class TensorLoader:
         self.shuffle, self.augment, self.crop_padding = shuffle, augment, crop_padding
         self.crop_pad_mode = crop_pad_mode
         # "alternate" (airbench): every image gets one random orientation, then all flip every other epoch.
-        self.base_flips = (torch.rand(len(data), generator=_generator(seed, 7919)) < 0.5) if flip == "alternate" else None
+        self.base_flips = (
+            (torch.rand(len(data), generator=_generator(seed, 7919)) < 0.5) if flip == "alternate" else None
+        )
         self.seed, self.drop_last, self.channels_last = seed, drop_last, channels_last
         self.rank, self.world_size = rank, world_size
         self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1)
@@ -125,8 +140,9 @@ class TensorLoader:
             x = self.images[idx]
             if self.augment:
                 # Drawn for the whole global batch, then sliced: every rank count gives the same crops.
-                params = draw_crop_flip(min(self.batch_size, n - i * self.batch_size), self.crop_padding,
-                                        _generator(self.seed, epoch, i))
+                params = draw_crop_flip(
+                    min(self.batch_size, n - i * self.batch_size), self.crop_padding, _generator(self.seed, epoch, i)
+                )
                 if self.base_flips is not None:
                     params[:, 2] = (self.base_flips[order_cpu[batch]] ^ bool(epoch % 2)).long()
                 x = random_crop_flip(x, self.crop_padding, params[mine], self.crop_pad_mode)

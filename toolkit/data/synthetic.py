@@ -8,8 +8,7 @@ from toolkit.core.errors import DataError
 from toolkit.data.cifar import ImageSet
 
 
-def synthetic(size: int, *, train: bool = True, seed: int = 0, num_classes: int = 10,
-              image_size: int = 32) -> ImageSet:
+def synthetic(size: int, *, train: bool = True, seed: int = 0, num_classes: int = 10, image_size: int = 32) -> ImageSet:
     """Random images with a learnable pattern: each class is a fixed random template plus noise.
 
     The templates depend on nothing but `num_classes`, so train and test splits share them; the
@@ -17,8 +16,9 @@ def synthetic(size: int, *, train: bool = True, seed: int = 0, num_classes: int 
     """
     if size < 1:
         raise DataError(f"synthetic set size must be positive, got {size}")
-    templates = torch.randint(0, 256, (num_classes, 3, image_size, image_size),
-                              generator=torch.Generator().manual_seed(1234)).float()
+    templates = torch.randint(
+        0, 256, (num_classes, 3, image_size, image_size), generator=torch.Generator().manual_seed(1234)
+    ).float()
     g = torch.Generator().manual_seed(seed * 2 + (0 if train else 1))
     labels = torch.randint(0, num_classes, (size,), generator=g)
     noise = torch.randint(0, 256, (size, 3, image_size, image_size), generator=g).float()
