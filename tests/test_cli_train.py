@@ -180,6 +180,8 @@ def test_a_full_disk_during_a_checkpoint_save_is_one_line(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert "cannot write checkpoint" in lines[0] and "disk full or a file-size limit" in lines[0], lines[0]
+    # The first save failed: no checkpoint to resume is promised (the empty run folder is removed).
+    assert "it was the run's first, so there is nothing to resume" in lines[0] and "intact" not in lines[0]
     assert not list((tmp_path / "full").glob(".*.tmp"))
 
 

@@ -88,6 +88,10 @@ def test_bad_config_files(tmp_path, name, text, fragment):
     assert_one_line_error(run("train", "--config", path, "--out", tmp_path), fragment, str(path))
 
 
+def test_a_config_folder_is_named_as_a_folder(tmp_path):
+    assert_one_line_error(run("train", "--config", tmp_path, "--out", tmp_path), "is a folder; pass a .toml or .json")
+
+
 def test_a_config_value_out_of_range_is_the_usual_error(tmp_path):
     path = _write(tmp_path / "c.toml", "lr = -1.0\n")
     assert_one_line_error(run("train", "--config", path, "--out", tmp_path), "--lr must be a positive finite number")

@@ -186,3 +186,27 @@ def test_export_removes_what_a_killed_export_left(tmp_path):
 )
 def test_int8_options_are_validated_even_without_an_int8_format(deployed, args, fragment):
     assert_one_line_error(run("export", deployed, "--format", "onnx", *args), fragment)
+
+
+def test_quantizing_prints_no_raw_library_warnings(tmp_path):
+    # onnxruntime's quantizer logs "WARNING:root:Please consider to run pre-processing ..." (export already does).
+    import subprocess
+    import sys
+
+    run_dir = tiny_run(tmp_path, "resnet20")
+    args = ["export", str(run_dir), "--format", "onnx,onnx-int8", "--calibration-images", "32"]
+    done = subprocess.run([sys.executable, "-m", "toolkit", *args], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "WARNING:root" not in done.stderr and not done.stderr.strip(), done.stderr
+
+
+def test_an_accuracy_interval_is_clipped_to_0_100_and_says_so():
+    from toolkit.core.stats import describe
+    from toolkit.train.reproduce_report import reproduce_markdown
+
+    stats = describe([10.0, 90.0, 5.0], bounds=(0.0, 100.0))  # unclipped: about [-58, 128]
+    assert stats["ci95"] == [0.0, 100.0] and stats["ci95_clipped"]
+    assert describe([90.0, 91.0], bounds=(0.0, 100.0))["ci95_clipped"] is False
+    report = {"stats": stats, "compared": "final_test_acc", "reference_accuracy": None, "verdict": None}
+    report.update(model="m", seeds=3, per_seed=[], delta=None, reference_source=None)
+    assert "(clipped to 0-100 %)" in reproduce_markdown(report)

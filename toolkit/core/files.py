@@ -38,13 +38,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the final file gets the usual permissions
     tmp_path = Path(tmp)
+    existed = path.exists()
     try:
         yield tmp_path
         os.replace(tmp_path, path)
     except OSError as exc:
+        kept = "the previous version is intact" if existed else "nothing was written"
         raise ToolkitError(
-            f"cannot write {path} ({exc.strerror or first_line(exc)}); the previous version, "
-            f"if any, is intact; free space or raise the file-size limit and retry"
+            f"cannot write {path} ({exc.strerror or first_line(exc)}); {kept}; "
+            f"free space or raise the file-size limit and retry"
         ) from None
     finally:
         tmp_path.unlink(missing_ok=True)

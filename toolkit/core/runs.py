@@ -134,5 +134,5 @@ def _lock(fd: int, folder: Path) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         raise RunFolderError(
-            f"{folder} is in use by another toolkit process; wait for it to finish or pick another --run-name"
+            f"{folder} is in use by another toolkit process; wait for it to finish, or write to another folder"
         ) from None

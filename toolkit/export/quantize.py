@@ -19,6 +19,8 @@ Linear-heavy models (the tutorial CNN's fc1 holds 25.7 M of its 25.8 M parameter
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -68,7 +70,7 @@ def calibration_batches(ckpt: dict, images: int, data_dir: str | None, batch: in
             cfg["dataset"], True, data_dir or cfg.get("data_dir"), limit=images, download=cfg.get("download", True)
         )
     except DataError as exc:
-        raise DataError(f"calibration needs the run's training images: {exc}; pass --data-dir") from None
+        raise DataError(f"calibration needs the run's training images: {exc}") from None
     loader = TensorLoader(data, batch, mean=tuple(ckpt["input"]["mean"]), std=tuple(ckpt["input"]["std"]))
     return [x for x, _ in loader.epoch(0)]
 
@@ -123,7 +125,7 @@ def write_static(
             return next(self.items, None)
 
     extra = {"CalibTensorRangeSymmetric": False} if calibration == "percentile" else {}
-    with tempfile.TemporaryDirectory(prefix="toolkit-quant-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="toolkit-quant-") as tmp, _root_warnings_kept():
         pre = Path(tmp) / "pre.onnx"
         try:
             quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
@@ -161,12 +163,30 @@ def write_static(
     }
 
 
+@contextlib.contextmanager
+def _root_warnings_kept():
+    """onnxruntime's quantizer advises through logging.warning on the root logger, which, with no handler set
+    up, installs one that prints raw `WARNING:root:...` lines. Where the application has set up no logging,
+    keep those records here (they are advice about pre-processing that export already does)."""
+    root = logging.getLogger()
+    if root.handlers:  # the application decides where its logs go
+        yield
+        return
+    handler = logging.NullHandler()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+
+
 def write_dynamic(model: nn.Module, example: torch.Tensor, path: Path, ckpt: dict, **options: Any) -> dict[str, Any]:
     from onnxruntime import quantization as q
 
     source = Path(options["source_path"])
     try:
-        q.quantize_dynamic(str(source), str(path), op_types_to_quantize=DYNAMIC_OPS, weight_type=q.QuantType.QInt8)
+        with _root_warnings_kept():
+            q.quantize_dynamic(str(source), str(path), op_types_to_quantize=DYNAMIC_OPS, weight_type=q.QuantType.QInt8)
     except Exception as exc:
         raise ExportError(f"onnxruntime dynamic quantization failed ({first_line(exc)})") from None
     counts = _copy_metadata(source, path, {"toolkit.quantization": "dynamic MatMul/Gemm, s8 weights"})

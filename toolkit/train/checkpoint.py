@@ -116,6 +116,7 @@ def write_untrained(model_name: str, run_dir: str | os.PathLike, seed: int = 0) 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     """Write atomically: the previous checkpoint stays intact until the new one is complete."""
+    first = not Path(path).exists()
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         try:
             torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **payload}, f)
@@ -124,7 +125,13 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
             written = os.fstat(f.fileno()).st_size
             raise CheckpointError(
                 f"cannot write checkpoint {path}: the write stopped after {written:,} bytes (disk full or a "
-                f"file-size limit); the previous checkpoint is intact; free space or raise the limit, then resume"
+                f"file-size limit); "
+                + (
+                    "it was the run's first, so there is nothing to resume; free space or raise the limit, then "
+                    "start the run again"
+                    if first
+                    else "the previous checkpoint is intact; free space or raise the limit, then resume"
+                )
             ) from None
 
 

@@ -167,6 +167,8 @@ def load_config_file(path: str | Path) -> TrainConfig:
 
 def read_table(path: Path, what: str) -> dict[str, Any]:
     """The top-level table of a TOML or JSON file, parsed as data; one-line errors name the file."""
+    if path.is_dir():
+        raise ConfigError(f"{what} {path} is a folder; pass a .toml or .json file")
     if not path.is_file():
         raise ConfigError(f"{what} {path} does not exist")
     try:

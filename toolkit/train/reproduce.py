@@ -110,7 +110,7 @@ def summarize_seeds(model: str, summaries: list[dict], reference: float | None, 
         }
         for s in summaries
     ]
-    stats = describe([s[key] for s in per_seed])
+    stats = describe([s[key] for s in per_seed], bounds=(0.0, 100.0))
     verdict, delta = None, None
     if reference is not None and summaries[0]["dataset"] == "cifar10":
         delta = stats["mean"] - reference

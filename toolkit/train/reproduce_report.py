@@ -20,7 +20,10 @@ def reproduce_markdown(r: dict) -> str:
     spread = (
         ""
         if st["std"] is None
-        else (f" ± {st['std']:.2f} (sample std), 95 % t interval [{st['ci95'][0]:.2f}, {st['ci95'][1]:.2f}]")
+        else (
+            f" ± {st['std']:.2f} (sample std), 95 % t interval [{st['ci95'][0]:.2f}, {st['ci95'][1]:.2f}]"
+            + (" (clipped to 0-100 %)" if st.get("ci95_clipped") else "")
+        )
     )
     ref = (
         "no published figure to compare with"
