@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from toolkit.bench.timing import matmul_peak_gflops, time_call
+from toolkit.bench.timing import matmul_peak_gflops, onnx_gemm_gflops, time_call
 from toolkit.core.isolate import report_errors
 
 
@@ -56,8 +56,17 @@ def training_case(spec: dict) -> dict:
 
 
 def peak_case(spec: dict) -> dict:
+    """{device: {engine: fp32 GEMM GFLOP/s}}: torch on every device; on the CPU also the installed runtimes'
+    own GEMMs, since torch's is not the fastest on every CPU."""
+    from toolkit.export.formats import runtime_class
+
     torch.backends.cuda.matmul.allow_tf32 = False  # the fp32 peak, not TF32's
-    return {d: matmul_peak_gflops(spec["threads"], device=d) for d in spec["devices"] if d != "mps"}
+    peaks = {d: {"torch": matmul_peak_gflops(spec["threads"], device=d)} for d in spec["devices"] if d != "mps"}
+    if "cpu" in peaks:
+        for engine in ("onnxruntime", "openvino"):
+            if runtime_class(engine).unavailable_reason("cpu") is None:
+                peaks["cpu"][engine] = onnx_gemm_gflops(engine, spec["threads"])
+    return peaks
 
 
 def inference_worker(spec: dict, queue) -> None:

@@ -101,6 +101,57 @@ def matmul_peak_gflops(threads: int, n: int = 2048, rounds: int = 10, device: st
     return 2 * n**3 / best / 1e9
 
 
+def onnx_gemm_gflops(engine: str, threads: int, n: int = 2048, rounds: int = 10) -> float:
+    """Best fp32 GEMM rate of onnxruntime or OpenVINO (CPU) on an n x n x n MatMul graph, same threads.
+
+    torch's fp32 GEMM runs a slow path on some AMD CPUs (203 GFLOP/s measured on an EPYC where OpenVINO ran
+    resnet20 at 402), so the peak a runtime is compared with is the fastest GEMM any installed engine has."""
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    b = numpy_helper.from_array(rng.standard_normal((n, n), dtype=np.float32), name="b")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])],
+        "gemm",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n])],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])],
+        [b],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    if engine == "onnxruntime":
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+        session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        call = lambda: session.run(None, {"a": a})  # noqa: E731
+    elif engine == "openvino":
+        import openvino as ov
+
+        core = ov.Core()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "gemm.onnx"
+            onnx.save(model, str(path))
+            config = {
+                "INFERENCE_PRECISION_HINT": "f32",
+                "INFERENCE_NUM_THREADS": threads,
+                "PERFORMANCE_HINT": "LATENCY",
+            }
+            compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+        request = compiled.create_infer_request()
+        call = lambda: request.infer({0: a})  # noqa: E731
+    else:
+        raise ValueError(f"unknown GEMM engine {engine!r}")
+    best = min(time_call(call, 1, warmup=3, rounds=rounds).rounds)
+    return 2 * n**3 / best / 1e9
+
+
 def forward_flops(model_name: str, num_classes: int = 10) -> int:
     """FLOPs of one image's forward pass, counted by torch's FlopCounterMode (2 per multiply-add)."""
     from torch.utils.flop_counter import FlopCounterMode
