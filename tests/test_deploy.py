@@ -116,6 +116,12 @@ def test_the_gates_name_format_device_figure_and_limit():
     assert better.failures == [
         "onnxruntime[fp16]/cpu: fp16 max |Δlogit| is 0.021 of the logit scale > --fp16-max-rel 0.02 (max |Δ| 5)"
     ]
+    bf16 = RuntimeParity("eager", "cpu", "checkpoint-bf16", "bf16", {}, accuracy=61, acc_delta=0.0, agreement=99.9)
+    bf16.max_abs, bf16.mean_abs, bf16.max_rel, bf16.mean_rel = 0.6, 0.05, 0.3, 0.03  # its max alone is not gated
+    _judge(bf16, Thresholds())
+    assert bf16.failures == [
+        "eager[bf16]/cpu: bf16 mean |Δlogit| is 0.03 of the logit scale > --bf16-mean-rel 0.02 (mean |Δ| 0.05)"
+    ]
     fp32 = RuntimeParity("openvino", "cpu", "onnx", "fp32", {}, accuracy=61, acc_delta=0.0, agreement=100)
     fp32.max_abs, fp32.worst_batch = 2e-4, 4
     _judge(fp32, Thresholds())

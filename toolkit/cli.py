@@ -299,7 +299,7 @@ def verify(
         Optional[float], Opt(help="INT8/fp16 files: min top-1 agreement with fp32, percent [97].")
     ] = None,
     fp16_max_rel: Annotated[Optional[float], Opt(help="fp16 files: max |Δlogit| / logit scale [0.02].")] = None,
-    bf16_max_rel: Annotated[Optional[float], Opt(help="bf16 autocast: max |Δlogit| / logit scale [0.1].")] = None,
+    bf16_mean_rel: Annotated[Optional[float], Opt(help="bf16 autocast: mean |Δlogit| / logit scale [0.02].")] = None,
     int8_mean_rel: Annotated[Optional[float], Opt(help="INT8 files: mean |Δlogit| / logit scale [0.1].")] = None,
     allow_modified: AllowModified = False,
     batch_size: Annotated[int, Opt(help="Images per batch.")] = 500,
@@ -333,7 +333,7 @@ def verify(
                     max_acc_drop=max_acc_drop,
                     min_agreement=min_agreement,
                     fp16_max_rel=fp16_max_rel,
-                    bf16_max_rel=bf16_max_rel,
+                    bf16_mean_rel=bf16_mean_rel,
                     int8_mean_rel=int8_mean_rel,
                 )
             ),

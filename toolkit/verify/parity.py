@@ -6,7 +6,7 @@ and failure lines that name the culprit ("onnxruntime/cpu: max |diff| 3.1e-3 > a
 Each file is gated by what it promises: fp32 files by their logits; INT8 and fp16 files by accuracy drop
 and top-1 agreement (MLPerf's closed division asks >= 99 % of the fp32 accuracy; 0.5 pt is stricter
 here) and by their logits relative to the reference's logit scale (the standard deviation of its logits):
-fp16/bf16 by the largest difference, INT8 by the mean, sized from what each precision does to honest files
+fp16 by the largest difference, INT8 and bf16 by the mean, sized from what each precision does to honest files
 (README, "Verify"). Accuracy alone passes a weakly trained model whose INT8 file was tampered with.
 A file whose sha256 is not the one export recorded fails unless `allow_modified`.
 Every non-eager runtime runs in its own process, so one that crashes is a failure line naming it and its
@@ -55,11 +55,13 @@ class Thresholds:
     min_agreement: float = 97.0  # INT8/fp16 files: top-1 agreement with eager fp32, percent
     # Relative to the logit scale (std of the reference logits); defaults sized in the README from honest files.
     fp16_max_rel: float = 0.02  # fp16 files: max |Δlogit| / scale
-    bf16_max_rel: float = 0.1  # bf16 autocast: max |Δlogit| / scale (8 mantissa bits to fp16's 11)
+    # bf16 autocast: mean, not max: 8 mantissa bits to fp16's 11 leave rare outliers in deep nets (0.31 of the
+    # scale on a 56-layer ResNet whose mean was 1e-3); the checkpoint it runs is the reference, not a new file.
+    bf16_mean_rel: float = 0.02
     int8_mean_rel: float = 0.1  # INT8 files: mean |Δlogit| / scale
 
     def __post_init__(self):
-        for name in ("atol", "fp32_max_acc_delta", "max_acc_drop", "fp16_max_rel", "bf16_max_rel", "int8_mean_rel"):
+        for name in ("atol", "fp32_max_acc_delta", "max_acc_drop", "fp16_max_rel", "bf16_mean_rel", "int8_mean_rel"):
             value = getattr(self, name)
             if not 0 <= value < math.inf:
                 raise ConfigError(f"--{_flag(name)} must be a finite number >= 0, got {value}")
@@ -145,7 +147,7 @@ def _judge(e: RuntimeParity, t: Thresholds) -> None:
         return
     rel_gate = {
         "fp16": ("max", e.max_rel, t.fp16_max_rel, "fp16-max-rel"),
-        "bf16": ("max", e.max_rel, t.bf16_max_rel, "bf16-max-rel"),
+        "bf16": ("mean", e.mean_rel, t.bf16_mean_rel, "bf16-mean-rel"),
         "int8": ("mean", e.mean_rel, t.int8_mean_rel, "int8-mean-rel"),
         "int8-dynamic": ("mean", e.mean_rel, t.int8_mean_rel, "int8-mean-rel"),
     }.get(e.precision)
