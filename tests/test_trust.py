@@ -127,6 +127,7 @@ def test_a_bad_manifest_is_one_line_naming_the_key(run_copy, tmp_path, edit, fra
     _edit_manifest(run_copy, edit)
     assert_one_line_error(run("predict", _png(tmp_path), "--run", run_copy), "manifest.json", fragment)
     assert_one_line_error(run("verify", run_copy, "--format", "onnx", "--runtime", "onnxruntime"), fragment)
+    assert_one_line_error(run("bench", run_copy, "--no-train", "--batch-sizes", "1", "--rounds", "2"), fragment)
 
 
 def test_classes_must_match_the_model_outputs(run_copy, tmp_path):

@@ -19,7 +19,7 @@ from toolkit.core.device import available_devices, native_half_precisions
 from toolkit.core.errors import ConfigError, DeviceError, RunFolderError, ToolkitError
 from toolkit.core.isolate import run_isolated
 from toolkit.core.machine import machine_info
-from toolkit.core.runs import CHECKPOINT, ensure_writable, is_trained_run, latest_run
+from toolkit.core.runs import CHECKPOINT, MANIFEST, ensure_writable, is_trained_run, latest_run
 from toolkit.export import export
 from toolkit.export.formats import (
     FORMATS,
@@ -30,6 +30,7 @@ from toolkit.export.formats import (
     runtime_class,
     target_label,
 )
+from toolkit.export.manifest import read_manifest, validate_manifest
 from toolkit.models import get_spec
 from toolkit.runtimes.onnxruntime import OPT_LEVELS
 from toolkit.train.checkpoint import load_checkpoint, write_untrained
@@ -206,6 +207,9 @@ def run_bench(
     config.validate()
     run = _resolve_run(run_dir, model, out, progress)
     ensure_writable(run)  # before minutes of timing whose report could not be saved
+    manifest, problem = read_manifest(run)
+    if not problem:  # the files' facts come from it: a broken one is an error before any timing
+        validate_manifest(manifest, run / MANIFEST)
     ckpt = load_checkpoint(run)
     name = ckpt["model"]["name"]
     threads = config.threads or os.cpu_count() or 1
