@@ -136,8 +136,9 @@ def test_the_gates_name_format_device_figure_and_limit():
         (["--calibration", "kl"], "unknown --calibration 'kl'"),
     ],
 )
-def test_bad_quantization_options(deployed, args, fragment):
-    assert_one_line_error(run("export", deployed, "--format", "onnx-int8", *args), fragment)
+@pytest.mark.parametrize("fmt", ["onnx-int8", "onnx"])  # validated even when no INT8 file is asked for
+def test_bad_quantization_options(deployed, args, fragment, fmt):
+    assert_one_line_error(run("export", deployed, "--format", fmt, *args), fragment)
 
 
 def test_quantizing_needs_the_fp32_onnx_and_the_data(tmp_path):

@@ -177,18 +177,6 @@ def test_export_removes_what_a_killed_export_left(tmp_path):
     assert not stale.exists()
 
 
-@pytest.mark.parametrize(
-    "args, fragment",
-    [
-        (["--int8-preset", "s16"], "unknown --int8-preset 's16'"),
-        (["--calibration", "bogus"], "unknown --calibration 'bogus'"),
-        (["--calibration-images", "0"], "--calibration-images must be a positive integer"),
-    ],
-)
-def test_int8_options_are_validated_even_without_an_int8_format(deployed, args, fragment):
-    assert_one_line_error(run("export", deployed, "--format", "onnx", *args), fragment)
-
-
 def test_quantizing_prints_no_raw_library_warnings(tmp_path):
     # onnxruntime's quantizer logs "WARNING:root:Please consider to run pre-processing ..." (export already does).
     import subprocess
