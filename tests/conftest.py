@@ -57,3 +57,21 @@ def postgres():
     from tests.postgres import postgres_server
 
     yield from postgres_server()
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    """A tiny tutorial-CNN run exported to every format, the low-precision ones through the CLI."""
+    from tests.helpers import exported_tiny_run
+
+    return exported_tiny_run(
+        tmp_path_factory.mktemp("runs"), "tutorial-cnn", "--format", "all", "--calibration-images", "64"
+    )
+
+
+@pytest.fixture
+def run_copy(deployed, tmp_path):
+    """A private copy of `deployed`, for a test that damages it."""
+    from tests.helpers import copy_run
+
+    return copy_run(deployed, tmp_path)

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from tests.helpers import copy_run, exported_tiny_run, tiny_run
+from tests.helpers import tiny_run
 from tests.test_cli_train import assert_one_line_error
 from toolkit.bench.run import recommend
 from toolkit.cli import app
@@ -31,19 +31,6 @@ def run(*args):
 def needs(runtime):
     why = runtime_class(runtime).unavailable_reason("cpu")
     return pytest.mark.skipif(why is not None, reason=why or "")
-
-
-@pytest.fixture(scope="module")
-def deployed(tmp_path_factory):
-    """A tiny tutorial-CNN run exported to every format, the low-precision ones through the CLI."""
-    return exported_tiny_run(
-        tmp_path_factory.mktemp("runs"), "tutorial-cnn", "--format", "all", "--calibration-images", "64"
-    )
-
-
-@pytest.fixture
-def run_copy(deployed, tmp_path):
-    return copy_run(deployed, tmp_path)
 
 
 def test_low_precision_files_are_written_checked_and_described(deployed):

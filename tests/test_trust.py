@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from tests.helpers import copy_run, exported_tiny_run, tamper_int8_scale, tamper_largest_initializer, tiny_run
+from tests.helpers import copy_run, tamper_int8_scale, tamper_largest_initializer, tiny_run
 from tests.test_cli_train import assert_one_line_error
 from toolkit.cli import app
 from toolkit.core.files import temp_prefix
@@ -20,18 +20,6 @@ runner = CliRunner()
 
 def run(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-@pytest.fixture(scope="module")
-def deployed(tmp_path_factory):
-    return exported_tiny_run(
-        tmp_path_factory.mktemp("runs"), "tutorial-cnn", "--format", "all", "--calibration-images", "64"
-    )
-
-
-@pytest.fixture
-def run_copy(deployed, tmp_path):
-    return copy_run(deployed, tmp_path)
 
 
 def _entries(run_dir):
