@@ -187,3 +187,14 @@ def test_an_accuracy_interval_is_clipped_to_0_100_and_says_so():
     report = {"stats": stats, "compared": "final_test_acc", "reference_accuracy": None, "verdict": None}
     report.update(model="m", seeds=3, per_seed=[], delta=None, reference_source=None)
     assert "(clipped to 0-100 %)" in reproduce_markdown(report)
+
+
+def test_an_image_past_pillows_bomb_limit_is_one_line_not_a_raw_warning(tmp_path, monkeypatch):
+    from PIL import Image as PILImage
+
+    from toolkit.core.errors import DataError
+
+    img = _png(tmp_path)  # 1,024 pixels
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 1000)  # Pillow warns above this, fails above twice it
+    with pytest.raises(DataError, match="too many pixels to decode safely"):
+        load_image(img, (32, 32))
