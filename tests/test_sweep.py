@@ -278,6 +278,8 @@ def test_kill_9_during_the_last_trial_then_the_same_command_finishes_the_study(t
     done = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "2 trials: 2 complete, 0 pruned, 0 failed (1 interrupted or lost, run again)" in done.stdout, done.stdout
+    assert "trial 1: its worker was silent for 3 s; marked lost, queued again" in done.stdout
+    assert "trial 2: val acc" in done.stdout and "(trial 1's configuration, run again)" in done.stdout
     trials = _load(tmp_path, "kill9")
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]
     assert trials[2].params == trials[1].params and trials[2].system_attrs["failed_trial"] == 1

@@ -330,7 +330,10 @@ def sweep(
         finally:
             trial.set_user_attr("seconds", time.perf_counter() - started)
         value = result.summary["final_val_acc"]
-        progress(f"trial {trial.number}: val acc {value:.2f}% with {_short(params)}")
+        lost = trial.storage.get_trial(trial._trial_id).system_attrs.get("failed_trial")  # set by the retry callback
+        again = trial.user_attrs.get("retry_of", lost)
+        rerun = "" if again is None else f" (trial {again}'s configuration, run again)"
+        progress(f"trial {trial.number}: val acc {value:.2f}% with {_short(params)}{rerun}")
         return value
 
     started = time.perf_counter()
@@ -339,7 +342,11 @@ def sweep(
         waited_for: set[int] = set()
         while stop.signum is None:
             # A dead worker's trial would count as running forever: fail it (its configuration is queued again).
+            running = {t.number for t in st.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
             optuna.storages.fail_stale_trials(st)
+            for t in st.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
+                if t.number in running:
+                    progress(f"trial {t.number}: its worker was silent for {grace:g} s; marked lost, queued again")
             left = None if timeout is None else timeout - (time.perf_counter() - started)
             if left is not None and left <= 0:
                 break
