@@ -90,18 +90,18 @@ def test_the_gates_name_format_device_figure_and_limit():
     e.max_abs, e.worst_batch, e.mean_abs, e.max_rel, e.mean_rel = 3.0, 2, 0.5, 1.5, 0.25
     _judge(e, Thresholds())
     assert e.failures == [
-        "onnxruntime[int8]/cpu: int8 mean |Δlogit| is 0.25 of the logit scale > --int8-mean-rel 0.1 (mean |Δ| 0.5)",
+        "onnxruntime[int8]/cpu: int8 mean |Δlogit| is 0.25 of the logit scale > --int8-mean-rel 0.2 (mean |Δ| 0.5)",
         "onnxruntime[int8]/cpu: int8 accuracy drop 0.80 pt > --max-acc-drop 0.5 pt",
         "onnxruntime[int8]/cpu: int8 top-1 agreement 96.00% < --min-agreement 97%",
     ]
     better = RuntimeParity("onnxruntime", "cpu", "onnx-fp16", "fp16", {}, accuracy=61, acc_delta=+0.9, agreement=99)
-    better.max_abs, better.max_rel, better.mean_rel = 5.0, 0.019, 0.001  # just inside the fp16 gate
+    better.max_abs, better.max_rel, better.mean_rel = 5.0, 0.029, 0.001  # just inside the fp16 gate
     _judge(better, Thresholds())
     assert better.passed
-    better.max_rel = 0.021
+    better.max_rel = 0.031
     _judge(better, Thresholds())
     assert better.failures == [
-        "onnxruntime[fp16]/cpu: fp16 max |Δlogit| is 0.021 of the logit scale > --fp16-max-rel 0.02 (max |Δ| 5)"
+        "onnxruntime[fp16]/cpu: fp16 max |Δlogit| is 0.031 of the logit scale > --fp16-max-rel 0.03 (max |Δ| 5)"
     ]
     bf16 = RuntimeParity("eager", "cpu", "checkpoint-bf16", "bf16", {}, accuracy=61, acc_delta=0.0, agreement=99.9)
     bf16.max_abs, bf16.mean_abs, bf16.max_rel, bf16.mean_rel = 0.6, 0.05, 0.3, 0.03  # its max alone is not gated

@@ -298,9 +298,9 @@ def verify(
     min_agreement: Annotated[
         Optional[float], Opt(help="INT8/fp16 files: min top-1 agreement with fp32, percent [97].")
     ] = None,
-    fp16_max_rel: Annotated[Optional[float], Opt(help="fp16 files: max |Δlogit| / logit scale [0.02].")] = None,
+    fp16_max_rel: Annotated[Optional[float], Opt(help="fp16 files: max |Δlogit| / logit scale [0.03].")] = None,
     bf16_mean_rel: Annotated[Optional[float], Opt(help="bf16 autocast: mean |Δlogit| / logit scale [0.02].")] = None,
-    int8_mean_rel: Annotated[Optional[float], Opt(help="INT8 files: mean |Δlogit| / logit scale [0.1].")] = None,
+    int8_mean_rel: Annotated[Optional[float], Opt(help="INT8 files: mean |Δlogit| / logit scale [0.2].")] = None,
     allow_modified: AllowModified = False,
     batch_size: Annotated[int, Opt(help="Images per batch.")] = 500,
     threads: Annotated[Optional[int], Opt(help="CPU threads for every runtime [all cores].")] = None,

@@ -54,11 +54,11 @@ class Thresholds:
     max_acc_drop: float = 0.5  # INT8/fp16 files: accuracy points they may lose
     min_agreement: float = 97.0  # INT8/fp16 files: top-1 agreement with eager fp32, percent
     # Relative to the logit scale (std of the reference logits); defaults sized in the README from honest files.
-    fp16_max_rel: float = 0.02  # fp16 files: max |Δlogit| / scale
+    fp16_max_rel: float = 0.03  # fp16 files: max |Δlogit| / scale
     # bf16 autocast: mean, not max: 8 mantissa bits to fp16's 11 leave rare outliers in deep nets (0.31 of the
     # scale on a 56-layer ResNet whose mean was 1e-3); the checkpoint it runs is the reference, not a new file.
     bf16_mean_rel: float = 0.02
-    int8_mean_rel: float = 0.1  # INT8 files: mean |Δlogit| / scale
+    int8_mean_rel: float = 0.2  # INT8 files: mean |Δlogit| / scale
 
     def __post_init__(self):
         for name in ("atol", "fp32_max_acc_delta", "max_acc_drop", "fp16_max_rel", "bf16_mean_rel", "int8_mean_rel"):
