@@ -156,7 +156,7 @@ def test_a_trial_whose_worker_went_silent_is_failed_and_run_again(tmp_path):
         orphan = study.ask()
     lost_lr = orphan.suggest_float("lr", lr["low"], lr["high"], log=True)
     storage.record_heartbeat(orphan._trial_id)  # what its worker did before it died
-    time.sleep(2.5)
+    time.sleep(3.5)  # past the 2 s grace, with a second to spare: SQLite's clock has whole seconds
     s = sweep("tutorial-cnn", trials=2, out=tmp_path, study="lost", pruner="none", grace=2, **SYNTH)
     rows = {r["number"]: r for r in s["rows"]}
     assert rows[0]["state"] == "lost" and rows[1]["state"] == "complete" and rows[1]["params"]["lr"] == lost_lr
