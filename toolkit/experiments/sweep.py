@@ -144,12 +144,16 @@ def _storage(url: str, grace: float = GRACE_SECONDS):
             )
             return _claiming_storage_class()(
                 url,
-                heartbeat_interval=max(1, round(grace / HEARTBEATS_PER_GRACE)),
+                heartbeat_interval=_heartbeat_seconds(grace),
                 grace_period=max(2, math.ceil(grace)),
                 **callback,
             )
     except Exception as exc:  # a malformed URL, a missing driver, an unreachable server
         raise ConfigError(f"cannot open the study database {url!r}: {first_line(exc)}") from None
+
+
+def _heartbeat_seconds(grace: float) -> int:
+    return max(1, round(grace / HEARTBEATS_PER_GRACE))
 
 
 def _claiming_storage_class():
@@ -258,6 +262,7 @@ def sweep(
 ) -> dict[str, Any]:
     """Run (or continue) a study of `trials` trials; returns its summary (also sweep.json/.md, best.toml)."""
     import optuna
+    from optuna.trial import TrialState
 
     from toolkit.train.loop import StopFlag, stop_on_signals, train
 
@@ -330,8 +335,7 @@ def sweep(
         finally:
             trial.set_user_attr("seconds", time.perf_counter() - started)
         value = result.summary["final_val_acc"]
-        lost = trial.storage.get_trial(trial._trial_id).system_attrs.get("failed_trial")  # set by the retry callback
-        again = trial.user_attrs.get("retry_of", lost)
+        again = _retry_of(trial.storage.get_trial(trial._trial_id))
         rerun = "" if again is None else f" (trial {again}'s configuration, run again)"
         progress(f"trial {trial.number}: val acc {value:.2f}% with {_short(params)}{rerun}")
         return value
@@ -342,10 +346,10 @@ def sweep(
         waited_for: set[int] = set()
         while stop.signum is None:
             # A dead worker's trial would count as running forever: fail it (its configuration is queued again).
-            running = {t.number for t in st.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
+            was_running = {t.number for t in st.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
             optuna.storages.fail_stale_trials(st)
-            for t in st.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
-                if t.number in running:
+            for t in st.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+                if t.number in was_running:
                     progress(f"trial {t.number}: its worker was silent for {grace:g} s; marked lost, queued again")
             left = None if timeout is None else timeout - (time.perf_counter() - started)
             if left is not None and left <= 0:
@@ -361,7 +365,7 @@ def sweep(
                     gc_after_trial=True,
                 )
                 continue
-            running = [t for t in st.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.RUNNING]
+            running = st.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             if not running:
                 break
             # Other workers' trials: wait for them to finish, or to go silent and be taken over here.
@@ -372,7 +376,7 @@ def sweep(
                         f"trial {t.number}: running in another worker; waiting for it to finish "
                         f"(taken over if its worker is silent for {grace:g} s)"
                     )
-            _sleep_unless_stopped(stop, max(1, round(grace / HEARTBEATS_PER_GRACE)))
+            _sleep_unless_stopped(stop, _heartbeat_seconds(grace))
     summary = _summarize(st, folder, model, search, time.perf_counter() - started)
     if stop.signum is not None:
         raise Interrupted(
@@ -403,12 +407,14 @@ class _PruningReporter(Reporter):
             raise optuna.TrialPruned(f"after epoch {metrics['epoch']} at val acc {metrics['val_acc']:.2f}%")
 
 
+def _retry_of(t) -> int | None:
+    """The trial whose configuration `t` runs again: interrupted (our retry_of) or lost (the retry callback's)."""
+    return t.user_attrs.get("retry_of", t.system_attrs.get("failed_trial"))
+
+
 def _retried(trials) -> set[int]:
     """Numbers of the trials whose configuration was queued again (interrupted, or their worker lost)."""
-    numbers = set()
-    for t in trials:
-        numbers.update(n for n in (t.user_attrs.get("retry_of"), t.system_attrs.get("failed_trial")) if n is not None)
-    return numbers
+    return {n for n in map(_retry_of, trials) if n is not None}
 
 
 def _counted(trials) -> list:
