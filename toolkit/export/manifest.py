@@ -90,22 +90,20 @@ def load_manifest(run_dir: Path) -> dict[str, Any]:
     return validate_manifest(manifest, run_dir / MANIFEST)
 
 
-def modified_files(run_dir: Path, manifest: dict[str, Any], names: list[str], hashes: dict[str, str] | None = None):
-    """{file name: why} for each of `names` whose sha256 is not what export recorded (the checkpoint's against
-    source_checkpoint): a file changed after the check export made is not the file that passed it."""
-    hashes = hashes if hashes is not None else {}
-    changed = {}
-    for name in names:
-        digest = hashes.get(name) or sha256(run_dir / name)
-        if name == manifest.get("source_checkpoint", {}).get("file", CHECKPOINT):
-            expected = manifest.get("source_checkpoint", {}).get("sha256")
-        else:
-            expected = manifest.get("files", {}).get(name, {}).get("sha256")
-        if expected is None:
-            changed[name] = f"{name} is not in {MANIFEST}: export did not check it"
-        elif expected != digest:
-            changed[name] = f"{name} differs from the file export checked (sha256 {digest[:12]}… vs {expected[:12]}…)"
-    return changed
+def modification(run_dir: Path, manifest: dict[str, Any], name: str) -> str | None:
+    """Why `name` is not the file export checked (its sha256 against the manifest's; the checkpoint's against
+    source_checkpoint), or None when it is."""
+    digest = sha256(run_dir / name)
+    source = manifest.get("source_checkpoint", {})
+    if name == source.get("file", CHECKPOINT):
+        expected = source.get("sha256")
+    else:
+        expected = manifest.get("files", {}).get(name, {}).get("sha256")
+    if expected is None:
+        return f"{name} is not in {MANIFEST}: export did not check it"
+    if expected != digest:
+        return f"{name} differs from the file export checked (sha256 {digest[:12]}… vs {expected[:12]}…)"
+    return None
 
 
 def update_manifest(

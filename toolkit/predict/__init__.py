@@ -19,7 +19,7 @@ from toolkit.core.errors import ConfigError, DataError
 from toolkit.core.runs import MANIFEST, latest_run
 from toolkit.data import normalise
 from toolkit.export.formats import FORMATS, check_runtime, open_runtime, primary_format
-from toolkit.export.manifest import load_manifest, modified_files
+from toolkit.export.manifest import load_manifest, modification
 from toolkit.predict.images import expand, load_image
 
 BATCH = 256
@@ -81,7 +81,7 @@ def predict(
     manifest = load_manifest(run)
     if not (run / fmt.filename).is_file():
         raise ConfigError(f"{run} has no {fmt.filename}; run `toolkit export {run} --format {fmt.name}` first")
-    modified = modified_files(run, manifest, [fmt.filename]).get(fmt.filename)
+    modified = modification(run, manifest, fmt.filename)
     if modified and not allow_modified:
         raise ConfigError(
             f"{run}: {modified}; re-run `toolkit export {run}`, or pass --allow-modified to answer from it anyway"
