@@ -14,6 +14,15 @@ import pytest
 SHARED_BUILD = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10" / "build.py"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def speed_cache(tmp_path_factory) -> Path:
+    """The speed policy's cache (toolkit/train/speed.py) in a folder of the session's own, for every test and
+    every CLI it starts: a user's cached decisions never steer a test, and tests never write into them."""
+    folder = tmp_path_factory.mktemp("speed-cache")
+    os.environ["TOOLKIT_CACHE_DIR"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def real_cifar_dir(tmp_path_factory) -> Path:
     """A folder holding cifar-10-batches-py/: $TOOLKIT_TEST_DATA, else rebuilt from ../shared, else skip."""

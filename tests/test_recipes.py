@@ -16,6 +16,7 @@ from toolkit.train.lookahead import Lookahead
 from toolkit.train.loop import prepare, total_steps
 from toolkit.train.optim import lr_at
 
+FP32_EAGER = dict(amp="off", channels_last=False, compile=False)  # prepare takes decided speed switches
 SYNTH = dict(dataset="synthetic", limit_test=64, device="cpu")
 
 
@@ -105,8 +106,11 @@ def test_reflect_crop_and_alternating_flips():
 
 
 def test_every_airbench_mechanism_is_active(tmp_path):
-    cfg = TrainConfig(model="fast-cnn", **SYNTH, limit_train=512, batch_size=128, epochs=4, run_name="m").resolved()
+    cfg = TrainConfig(
+        model="fast-cnn", **SYNTH, limit_train=512, batch_size=128, epochs=4, run_name="m", **FP32_EAGER
+    ).resolved()
     t = prepare(cfg, torch.device("cpu"))
+    assert torch.equal(create_model("fast-cnn").whiten.bias, torch.zeros(24))  # as the authors' code starts it
     whiten = t.model.whiten.weight.detach().clone()
     assert not torch.equal(whiten, create_model("fast-cnn").whiten.weight)  # set from the data
     conv = t.model.blocks[0].conv1.weight

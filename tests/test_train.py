@@ -41,12 +41,21 @@ def test_train_writes_self_describing_run(tmp_path):
         assert torch.equal(v, result.model.state_dict()[k])
 
 
-def test_resume_continues_exactly(tmp_path):
+def test_resume_continues_exactly(tmp_path, monkeypatch):
+    """With the speed policy on: the straight run times the candidates (a short run is made to), the split
+    run takes the cached choice, its resume the recorded one; the weights still match bit for bit, so the
+    probe's steps leave nothing behind (the weights, the RNG) that the run would see."""
+    from toolkit.train import speed
+
+    monkeypatch.setattr(speed, "DECIDE_MIN_RATIO", 0)
+    monkeypatch.setenv("TOOLKIT_CACHE_DIR", str(tmp_path / "cache"))
     # A constant schedule: with a decaying one, the lr depends on the total epochs, which resume extends.
     cfg = dict(model="resnet20", out=str(tmp_path), augment=True, schedule="constant", **SMALL)
-    train(epochs=3, run_name="straight", **cfg)
-    train(epochs=1, run_name="split", **cfg)
-    train(resume=tmp_path / "split", epochs=3)
+    straight = train(epochs=3, run_name="straight", **cfg).summary["speed"]
+    split = train(epochs=1, run_name="split", **cfg).summary["speed"]
+    resumed = train(resume=tmp_path / "split", epochs=3).summary["speed"]
+    assert (straight["how"], split["how"], resumed["how"]) == ("timed", "cached", "resumed")
+    assert straight["choice"] == split["choice"] == resumed["choice"]
     a, ca = _weights(tmp_path / "straight")
     b, cb = _weights(tmp_path / "split")
     for k in a:

@@ -42,6 +42,19 @@ AllowModified = Annotated[
 ]
 
 
+# The speed switches: left out, each is decided by timing on this machine (toolkit/train/speed.py).
+Amp = Annotated[
+    Optional[str],
+    Opt(help="Autocast: auto | off | bf16 | fp16 (fp16 adds a GradScaler) [auto: the recipe's, if faster here]."),
+]
+ChannelsLast = Annotated[
+    Optional[bool], Opt("--channels-last/--no-channels-last", help="NHWC memory format [auto: timed].")
+]
+Compile = Annotated[
+    Optional[bool], Opt("--compile/--no-compile", help="torch.compile the model [auto: when it repays].")
+]
+
+
 def _given(**options):
     """Only the options typed on the command line: the library fills the rest from its own defaults."""
     return {k: v for k, v in options.items() if v is not None}
@@ -77,11 +90,9 @@ def train(
     out: Annotated[Optional[str], Opt(help="Output folder; the run goes to OUT/RUN_NAME [artifacts].")] = None,
     run_name: Annotated[Optional[str], Opt(help="Run folder name [MODEL-YYYYmmdd-HHMMSS-xxxx].")] = None,
     resume: Annotated[Optional[str], Opt(help="Continue from this checkpoint or run folder.")] = None,
-    amp: Annotated[Optional[str], Opt(help="Autocast: off | bf16 | fp16 (fp16 adds a GradScaler) [off].")] = None,
-    channels_last: Annotated[
-        Optional[bool], Opt("--channels-last/--no-channels-last", help="NHWC memory format [no].")
-    ] = None,
-    compile: Annotated[Optional[bool], Opt("--compile/--no-compile", help="torch.compile the model [no].")] = None,
+    amp: Amp = None,
+    channels_last: ChannelsLast = None,
+    compile: Compile = None,
     progress: Annotated[str, Opt(help="auto | bar | plain | none.")] = "auto",
     config: Annotated[
         Optional[str], Opt(help="TOML or JSON file of TrainConfig fields; options given here override it.")
@@ -149,9 +160,9 @@ def reproduce(
     data_dir: Annotated[Optional[str], Opt(help="Folder holding cifar-10-batches-py/.")] = None,
     limit_train: Annotated[Optional[int], Opt(help="Use the first N training images.")] = None,
     limit_test: Annotated[Optional[int], Opt(help="Use the first N test images.")] = None,
-    amp: Annotated[Optional[str], Opt(help="off | bf16 | fp16 [off].")] = None,
-    channels_last: Annotated[Optional[bool], Opt("--channels-last/--no-channels-last", help="NHWC [no].")] = None,
-    compile: Annotated[Optional[bool], Opt("--compile/--no-compile", help="torch.compile [no].")] = None,
+    amp: Amp = None,
+    channels_last: ChannelsLast = None,
+    compile: Compile = None,
     out: Annotated[str, Opt(help="Runs go to OUT/reproduce-MODEL/seed-K/.")] = "artifacts",
     progress: Annotated[str, Opt(help="plain | none: per-epoch lines of every seed.")] = "plain",
 ):
@@ -579,9 +590,9 @@ def bench(
     dataset: Annotated[str, Opt(help="Time-to-accuracy: cifar10 | cifar100 | synthetic.")] = "cifar10",
     epochs: Annotated[Optional[int], Opt(help="Time-to-accuracy: epoch budget [recipe].")] = None,
     limit_train: Annotated[Optional[int], Opt(help="Time-to-accuracy: first N training images.")] = None,
-    amp: Annotated[str, Opt(help="Time-to-accuracy: off | bf16 | fp16.")] = "off",
-    channels_last: Annotated[bool, Opt("--channels-last/--no-channels-last", help="Time-to-accuracy.")] = False,
-    compile: Annotated[bool, Opt("--compile/--no-compile", help="Time-to-accuracy: torch.compile.")] = False,
+    amp: Amp = None,
+    channels_last: ChannelsLast = None,
+    compile: Compile = None,
 ):
     """Time inference per runtime x device x batch and training per device; writes bench.json/.md/.png.
 

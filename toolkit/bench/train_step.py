@@ -20,7 +20,7 @@ from toolkit.core.device import synchronize
 from toolkit.data import ImageSet
 from toolkit.models import create_model
 from toolkit.train.config import TrainConfig
-from toolkit.train.loop import prepare
+from toolkit.train.setup import prepare
 from toolkit.train.step import PHASES, RunningSums
 
 

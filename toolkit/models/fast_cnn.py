@@ -48,6 +48,7 @@ class FastCNN(nn.Module):
         super().__init__()
         self.whiten = nn.Conv2d(3, 24, kernel_size=2, padding=0, bias=True)
         self.whiten.weight.requires_grad_(False)  # set from the data by init_from_data, never trained
+        nn.init.zeros_(self.whiten.bias)  # as the authors' code: the bias starts at zero and trains 3 epochs
         self.act = nn.GELU()
         self.blocks = nn.Sequential(_Block(24, widths[0]), _Block(widths[0], widths[1]), _Block(widths[1], widths[2]))
         self.pool = nn.MaxPool2d(3)

@@ -61,6 +61,7 @@ def make_payload(
     world_size: int = 1,
     origin: str = "train",
     lookahead: dict | None = None,
+    speed: dict | None = None,
 ) -> dict:
     """Everything a checkpoint holds besides the format marker; `cfg` is a resolved TrainConfig.
 
@@ -83,6 +84,7 @@ def make_payload(
         "optimizer": optimizer or {},
         "grad_scaler": grad_scaler,
         "lookahead": lookahead,  # the slow weights, where the recipe uses lookahead
+        "speed": speed,  # how the speed policy chose the switches in train_config (speed.SpeedDecision)
         "metrics": progress["metrics"],
         "classes": list(classes),
         "input": {

@@ -28,6 +28,7 @@ PAD_MODES = ("zeros", "reflect")
 FLIPS = ("random", "alternate")
 TTA_POLICIES = ("none", "mirror", "mirror-translate")
 AMP_MODES = ("off", "bf16", "fp16")
+AUTO = "auto"  # a speed switch left to the speed policy (speed.py)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class TrainConfig:
     lookahead_decay: float | None = None
     data_init_images: int | None = None
     tta: str | None = None
+    amp_allowed: tuple[str, ...] | None = None  # autocast precisions the policy may choose
     # Run
     device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda[:N] | mps
     limit_train: int | None = None  # first N training images only
@@ -72,10 +74,11 @@ class TrainConfig:
     run_name: str | None = None  # None: <model>-<YYYYmmdd-HHMMSS>-<4 random hex digits>, unique per start
     eval_batch_size: int = 1000  # images per evaluation batch (no effect on results)
     stop_at_accuracy: float | None = None  # percent; stop after the first epoch whose test accuracy reaches it
-    # Speed switches; recorded so exports and reports know how the weights were made.
-    amp: str = "off"  # off | bf16 | fp16 (fp16 uses a GradScaler)
-    channels_last: bool = False
-    compile: bool = False  # torch.compile the training model
+    # Speed switches: "auto"/None leave one to the speed policy (speed.py), which times the candidates on this
+    # machine; a started run records the concrete choice, so exports, reports and a resume know it.
+    amp: str = AUTO  # auto | off | bf16 | fp16 (fp16 uses a GradScaler)
+    channels_last: bool | None = None  # None: auto
+    compile: bool | None = None  # torch.compile the training model; None: auto
 
     def resolved(self) -> TrainConfig:
         """Fill recipe fields from the registry, name the run, and validate everything."""
@@ -122,7 +125,7 @@ class TrainConfig:
             "dataset": (self.dataset, DATASETS),
             "optimizer": (self.optimizer, OPTIMIZERS),
             "schedule": (self.schedule, SCHEDULES),
-            "amp": (self.amp, AMP_MODES),
+            "amp": (self.amp, (*AMP_MODES, AUTO)),
             "crop_pad_mode": (self.crop_pad_mode, PAD_MODES),
             "flip": (self.flip, FLIPS),
             "tta": (self.tta, TTA_POLICIES),
@@ -132,6 +135,14 @@ class TrainConfig:
                 raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
         if self.run_name is not None:
             check_folder_name(self.run_name, "--run-name")
+        for mode in self.amp_allowed or ():
+            if mode not in AMP_MODES[1:]:
+                raise ConfigError(f"amp_allowed names {mode!r}; choose among: {', '.join(AMP_MODES[1:])}")
+
+    @property
+    def speed_decided(self) -> bool:
+        """True once every speed switch holds a concrete value (what `prepare` needs)."""
+        return self.amp != AUTO and self.channels_last is not None and self.compile is not None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -213,6 +224,10 @@ def _typed(path: Path, key: str, value: Any, annotation: str) -> Any:
         if not isinstance(value, str):
             raise wrong("a string")
         return value
+    if base == "tuple[str, ...]":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise wrong("a list of strings")
+        return tuple(value)
     # tuple[tuple[str, float], ...]: a list of [name, number] pairs
     if not isinstance(value, list) or not all(
         isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], (int, float)) for p in value

@@ -53,6 +53,14 @@ class DistContext:
         loss, corr, n = t.tolist()
         return loss, int(corr), int(n)
 
+    def broadcast_object(self, obj):
+        """Rank 0's `obj` on every rank (a picklable value); `obj` itself in a plain process."""
+        if not self.enabled:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
     @contextlib.contextmanager
     def guard(self):
         try:

@@ -1,8 +1,8 @@
 """The training loop: `train(model="tutorial-cnn", epochs=10)` or `train(TrainConfig(...))`.
 
-One loop serves CPU, CUDA and MPS, one process or many under torchrun (DDP). It is three parts: set-up
-(`prepare`: data on the device, model, optimizer, the shared TrainStep, state from a checkpoint), one epoch
-(`run_epoch`), and a pure summary (`summarize`). A checkpoint is written atomically after every epoch;
+One loop serves CPU, CUDA and MPS, one process or many under torchrun (DDP). It is four parts: the speed
+policy's choice (speed.py), set-up (setup.py's `prepare`), one epoch (`run_epoch`), and a pure summary
+(`summarize`). A checkpoint is written atomically after every epoch;
 SIGINT (Ctrl-C) or SIGTERM stops at the next step boundary and writes one that resumes mid-epoch exactly.
 """
 
@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import shlex
 import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,47 +26,29 @@ from toolkit.core.device import pick_device, synchronize
 from toolkit.core.errors import ConfigError, Interrupted, TrainingDiverged
 from toolkit.core.files import write_json, write_text
 from toolkit.core.runs import CHECKPOINT, METRICS, SUMMARY, claim_run_dir
-from toolkit.data import (
-    ImageSet,
-    TensorLoader,
-    load_dataset,
-    normalization,
-    num_classes,
-    provenance,
-    stratified_split,
-)
-from toolkit.models import create_model, get_spec
-from toolkit.train import distributed
+from toolkit.models import get_spec
+from toolkit.train import distributed, speed
 from toolkit.train.checkpoint import load_checkpoint, make_payload, save_checkpoint, versions
 from toolkit.train.config import TrainConfig
 from toolkit.train.evaluation import evaluate
-from toolkit.train.lookahead import Lookahead
-from toolkit.train.optim import lr_at, make_optimizer
-from toolkit.train.precision import Precision
 from toolkit.train.progress import Reporter
-from toolkit.train.step import NonFiniteLoss, RunningSums, TrainStep, weights_finite
+from toolkit.train.setup import (
+    Training,
+    TrainState,
+    batches_per_epoch,
+    epochs_to_run,
+    load_training_set,
+    prepare,
+    total_steps,
+)
+from toolkit.train.speed import SpeedDecision
+from toolkit.train.speed_probe import Probe
+from toolkit.train.step import NonFiniteLoss, RunningSums, weights_finite
+
+__all__ = ["StopFlag", "TrainResult", "TrainState", "Training", "prepare", "total_steps", "train"]
 
 RESUME_OVERRIDES = ("epochs", "device", "data_dir", "download")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-@dataclass
-class TrainState:
-    """Where a run stands; saved in every checkpoint so a run resumes mid-epoch exactly."""
-
-    epoch: int = 0  # epochs completed
-    batch: int = 0  # batches of the current epoch completed
-    global_step: int = 0  # optimizer steps over the whole run
-    partial: dict | None = None  # running sums of an interrupted epoch (RunningSums.to_dict + seconds)
-    metrics: list[dict] = field(default_factory=list)  # one entry per completed epoch
-    elapsed: float = 0.0  # seconds of completed epochs, evaluation included
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainState:
-        return cls(**{k: d[k] for k in ("epoch", "batch", "global_step", "partial", "metrics", "elapsed")})
 
 
 @dataclass
@@ -76,151 +57,6 @@ class TrainResult:
     summary: dict[str, Any]
     metrics: list[dict[str, Any]]
     model: nn.Module
-
-
-@dataclass
-class Training:
-    """Everything one run trains with, built by `prepare`."""
-
-    cfg: TrainConfig
-    device: torch.device
-    dist: distributed.DistContext
-    model: nn.Module  # the plain module: what is saved and evaluated
-    optimizer: torch.optim.Optimizer
-    fused: bool
-    precision: Precision
-    step: TrainStep
-    train_loader: TensorLoader
-    test_loader: TensorLoader | None  # None when the config turns test evaluation off (sweep trials)
-    classes: tuple[str, ...]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    state: TrainState
-    lookahead: Lookahead | None = None
-    data_provenance: dict | None = None  # which copy of the data set (official files or not)
-    val_loader: TensorLoader | None = None  # --val-size images held out of the training set
-
-    @property
-    def total_steps(self) -> int:
-        return total_steps(self.cfg, len(self.train_loader))
-
-
-def total_steps(cfg: TrainConfig, batches_per_epoch: int) -> int:
-    """Optimizer steps of the whole run: a fractional epoch count (airbench's 9.9) ends the last epoch early."""
-    return math.ceil(cfg.epochs * batches_per_epoch)
-
-
-def epochs_to_run(cfg: TrainConfig) -> int:
-    return math.ceil(cfg.epochs)
-
-
-def prepare(
-    cfg: TrainConfig,
-    device: torch.device,
-    dist: distributed.DistContext | None = None,
-    ckpt: dict | None = None,
-    train_set: ImageSet | None = None,
-    test_set: ImageSet | None = None,
-) -> Training:
-    """Set-up: data on the device, model, optimizer, precision switches and the step; state from `ckpt`."""
-    dist = dist or distributed.DistContext()
-    if cfg.batch_size % dist.world_size:
-        raise ConfigError(
-            f"--batch-size {cfg.batch_size} must be divisible by the {dist.world_size} "
-            f"processes (it is the global batch)"
-        )
-    data_provenance = None
-    if train_set is None:
-        train_set = load_dataset(
-            cfg.dataset, True, cfg.data_dir, limit=cfg.limit_train, download=cfg.download, seed=cfg.seed
-        )
-        data_provenance = provenance(cfg.dataset, cfg.data_dir)
-    if test_set is None and cfg.test_eval:
-        test_set = load_dataset(
-            cfg.dataset, False, cfg.data_dir, limit=cfg.limit_test, download=cfg.download, seed=cfg.seed
-        )
-    val_set = None
-    if cfg.val_size:
-        train_set, val_set = stratified_split(train_set, cfg.val_size, cfg.seed)
-    mean, std = normalization(cfg.dataset, cfg.normalize)
-    common = dict(device=device, mean=mean, std=std, channels_last=cfg.channels_last)
-    train_loader = TensorLoader(
-        train_set,
-        cfg.batch_size,
-        shuffle=True,
-        augment=cfg.augment,
-        crop_padding=cfg.crop_padding,
-        crop_pad_mode=cfg.crop_pad_mode,
-        flip=cfg.flip,
-        drop_last=cfg.drop_last,
-        seed=cfg.seed,
-        rank=dist.rank,
-        world_size=dist.world_size,
-        **common,
-    )
-    test_loader = TensorLoader(test_set, cfg.eval_batch_size, **common) if cfg.test_eval else None
-    val_loader = TensorLoader(val_set, cfg.eval_batch_size, **common) if val_set is not None else None
-
-    torch.manual_seed(cfg.seed)  # identical initial weights on every rank and every resume
-    precision = Precision(cfg.amp, cfg.channels_last, cfg.compile, device)
-    model = precision.prepare_model(create_model(cfg.model, num_classes(cfg.dataset)).to(device))
-    _check_parameter_names(model, cfg)
-    if cfg.data_init_images and ckpt is None:
-        _init_from_data(model, cfg, train_loader)
-    optimizer, fused = make_optimizer(model, cfg, device)
-    total = total_steps(cfg, len(train_loader))
-    lookahead = Lookahead(model, cfg.lookahead_every, cfg.lookahead_decay, total) if cfg.lookahead_every else None
-    state = TrainState()
-    if ckpt is not None:
-        model.load_state_dict(ckpt["state_dict"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        precision.load_state_dict(ckpt.get("grad_scaler"))
-        if lookahead is not None:
-            lookahead.load_state_dict(ckpt["lookahead"])
-        state = TrainState.from_dict(ckpt["progress"])
-    step = TrainStep(
-        precision.wrap_for_training(dist.wrap(model)),
-        optimizer,
-        precision,
-        lambda i: lr_at(i, total, cfg),
-        cfg.label_smoothing,
-        lookahead,
-    )
-    return Training(
-        cfg,
-        device,
-        dist,
-        model,
-        optimizer,
-        fused,
-        precision,
-        step,
-        train_loader,
-        test_loader,
-        train_set.classes,
-        mean,
-        std,
-        state,
-        lookahead,
-        data_provenance,
-        val_loader,
-    )
-
-
-def _check_parameter_names(model: nn.Module, cfg: TrainConfig) -> None:
-    names = dict(model.named_parameters())
-    for name, _ in cfg.freeze_after or ():
-        if name not in names:
-            raise ConfigError(f"freeze_after names {name!r}, which {cfg.model} does not have")
-
-
-def _init_from_data(model: nn.Module, cfg: TrainConfig, loader: TensorLoader) -> None:
-    """Data-dependent initialisation declared by the recipe: the first N training images, normalised as
-    in training but not augmented, go to the model's own init_from_data()."""
-    init = getattr(model, "init_from_data", None)
-    if init is None:
-        raise ConfigError(f"the recipe asks for data_init_images but {cfg.model} has no init_from_data()")
-    init(loader.to_float(loader.images[: cfg.data_init_images]))
 
 
 class StopFlag:
@@ -332,6 +168,7 @@ def summarize(t: Training, run_dir: Path) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "fused_optimizer": t.fused,
         **t.precision.describe(),
+        "speed": t.speed.to_dict() if t.speed is not None else None,
         "data_provenance": t.data_provenance,
         "train_config": cfg.to_dict(),
         "run_dir": str(run_dir),
@@ -377,7 +214,10 @@ def train(
     claim = claim_run_dir(run_dir, resuming=ckpt is not None) if dist.is_main else contextlib.nullcontext()
     stop = stop or StopFlag()
     with dist.guard(), claim, stop_on_signals(stop, enabled=not dist.enabled):
-        t = prepare(cfg, device, dist, ckpt)
+        train_set, data_provenance = load_training_set(cfg)
+        cfg, decision = _decide_speed(cfg, device, dist, ckpt, train_set, reporter)
+        t = prepare(cfg, device, dist, ckpt, train_set=train_set, data_provenance=data_provenance)
+        t.speed = decision
         reporter.start(_describe(t, run_dir, resumed=ckpt is not None))
         while t.state.epoch < epochs_to_run(cfg) and not _reached_target(cfg, t.state.metrics):
             try:
@@ -400,6 +240,31 @@ def train(
             write_json(run_dir / SUMMARY, summary)
         reporter.finish(summary)
     return TrainResult(run_dir, summary, t.state.metrics, t.model)
+
+
+def _decide_speed(cfg: TrainConfig, device, dist, ckpt, train_set, reporter) -> tuple[TrainConfig, SpeedDecision]:
+    """The speed policy's switches for this run (speed.py): the checkpoint's on a resume; under DDP rank 0
+    decides and every rank takes its choice (ranks must agree on the memory format)."""
+    if ckpt is not None:
+        recorded = ckpt.get("speed") or {}
+        choice = speed.Choice(cfg.amp, cfg.channels_last, cfg.compile)
+        return cfg, SpeedDecision(choice, "resumed", recorded.get("asked") or speed.asked(cfg))
+    decision = None
+    if dist.is_main:
+        probe = Probe(cfg, device, train_set)
+        steps = total_steps(cfg, batches_per_epoch(cfg, len(train_set)))
+
+        def time_steps(choices):
+            reporter.note(f"speed: timing {len(choices)} candidates ({', '.join(c.label for c in choices)})")
+            return probe.time_steps(choices)
+
+        def time_compiled(choice):
+            reporter.note(f"speed: timing torch.compile of {choice.label} (the first step compiles)")
+            return probe.time_compiled(choice)
+
+        decision = speed.decide(cfg, device, steps, time_steps, time_compiled, dist.world_size)
+    decision = dist.broadcast_object(decision)
+    return speed.apply(cfg, decision), decision
 
 
 def _resolve(config: TrainConfig | None, resume, overrides: dict) -> tuple[TrainConfig, Path, dict | None]:
@@ -438,6 +303,7 @@ def _save(t: Training, run_dir: Path) -> None:
             lookahead=t.lookahead.state_dict() if t.lookahead is not None else None,
             grad_scaler=t.precision.state_dict(),
             world_size=t.dist.world_size,
+            speed=t.speed.to_dict() if t.speed is not None else None,
         ),
     )
     write_text(run_dir / METRICS, "".join(json.dumps(m) + "\n" for m in t.state.metrics))
@@ -479,6 +345,7 @@ def _describe(t: Training, run_dir: Path, *, resumed: bool) -> dict[str, Any]:
         "resumed_from_epoch": t.state.epoch if resumed else None,
         "threads": torch.get_num_threads(),
         **t.precision.describe(),
+        "speed": t.speed.line() if t.speed is not None else "",
     }
 
 

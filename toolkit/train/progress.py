@@ -39,6 +39,7 @@ def format_summary(s: dict[str, Any]) -> str:
 class Reporter:
     """No-op base: subclasses override what they show."""
 
+    def note(self, text: str) -> None: ...
     def start(self, info: dict[str, Any]) -> None: ...
     def epoch_start(self, epoch: int, total_epochs: int, batches: int, start_batch: int) -> None: ...
     def batch(self, done: int) -> None: ...
@@ -63,11 +64,14 @@ class PlainReporter(Reporter):
         self._say(
             f"training {info['model']} on {info['device']} x{info['world_size']} "
             f"({info['train_size']} train / {f'{v} val / ' if (v := info.get('val_size')) else ''}"
-            f"{info['test_size']} test images, {info['threads']} thread{'s' if info['threads'] != 1 else ''}, "
-            f"amp {info['amp']}{resumed}) -> {info['run_dir']}"
+            f"{info['test_size']} test images, {info['threads']} thread{'s' if info['threads'] != 1 else ''}"
+            f"{resumed}) -> {info['run_dir']}\nspeed: {info['speed']}"
         )
         if info.get("compile_skipped"):
             self._say(f"note: --compile skipped: {info['compile_skipped']}")
+
+    def note(self, text):
+        self._say(text)
 
     def epoch_start(self, epoch, total_epochs, batches, start_batch):
         self.total = total_epochs

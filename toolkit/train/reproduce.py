@@ -23,7 +23,7 @@ from toolkit.core.stats import describe
 from toolkit.data import provenance
 from toolkit.models import get_spec
 from toolkit.train.checkpoint import load_checkpoint
-from toolkit.train.config import TrainConfig
+from toolkit.train.config import AUTO, TrainConfig
 from toolkit.train.loop import train
 from toolkit.train.progress import Reporter
 
@@ -72,7 +72,11 @@ def _run_seed(cfg: TrainConfig, run_dir: Path, reporter, progress, step_hook) ->
                 f"{run_dir} holds a {ckpt['model']['name']} run, not {cfg.model}; move it away or pass another --out"
             )
         saved = TrainConfig.from_dict(ckpt["train_config"])
-        differs = sorted(k for k, v in cfg.to_dict().items() if k not in _NOT_THE_EXPERIMENT and v != getattr(saved, k))
+        differs = sorted(
+            k
+            for k, v in cfg.to_dict().items()
+            if k not in _NOT_THE_EXPERIMENT and v != getattr(saved, k) and not _left_to_policy(k, v)
+        )
         if differs:
             raise RunFolderError(
                 f"{run_dir} was trained with other settings ({', '.join(differs)}); "
@@ -87,6 +91,11 @@ def _run_seed(cfg: TrainConfig, run_dir: Path, reporter, progress, step_hook) ->
         progress(f"seed {cfg.seed}: training -> {run_dir}")
         train(cfg, reporter=reporter, step_hook=step_hook)
     return json.loads(summary_path.read_text())
+
+
+def _left_to_policy(field: str, value: Any) -> bool:
+    """A speed switch left at auto matches whatever the policy chose for the finished seed."""
+    return field in ("amp", "channels_last", "compile") and value in (AUTO, None)
 
 
 def _epochs(cfg: TrainConfig) -> int:
@@ -105,6 +114,10 @@ def summarize_seeds(model: str, summaries: list[dict], reference: float | None, 
             "total_seconds": s["total_seconds"],
             "img_per_s": s["img_per_s"],
             "epochs": s["epochs"],
+            # the precision each seed trained in: the speed policy may choose per machine
+            "amp": s.get("amp"),
+            "channels_last": s.get("channels_last"),
+            "compiled": s.get("compiled"),
             "run_dir": s["run_dir"],
             "per_epoch": _per_epoch(Path(s["run_dir"])),
         }

@@ -7,11 +7,22 @@ from pathlib import Path
 from toolkit.core.files import atomic_path, write_json, write_text
 from toolkit.core.markdown import markdown_table
 
-COLUMNS = ("seed", "final test acc %", "final TTA acc %", "epochs", "wall s", "img/s", "run")
+COLUMNS = ("seed", "final test acc %", "final TTA acc %", "epochs", "wall s", "img/s", "trained in", "run")
 
 
 def _pct(v) -> str:
     return "-" if v is None else f"{v:.2f}"
+
+
+def _trained_in(seed: dict) -> str:
+    """The precision, memory format and compilation of one seed (older results did not record them)."""
+    if seed.get("amp") is None:
+        return "-"
+    precision = "fp32" if seed["amp"] == "off" else seed["amp"]
+    return ", ".join(
+        [precision, "channels_last" if seed["channels_last"] else "contiguous"]
+        + (["compiled"] if seed["compiled"] else [])
+    )
 
 
 def reproduce_markdown(r: dict) -> str:
@@ -40,6 +51,7 @@ def reproduce_markdown(r: dict) -> str:
             s["epochs"],
             f"{s['total_seconds']:.0f}",
             f"{s['img_per_s']:.0f}",
+            _trained_in(s),
             s["run_dir"],
         ]
         for s in r["per_seed"]

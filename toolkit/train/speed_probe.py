@@ -1,0 +1,89 @@
+"""The speed policy's stopwatch: a few steps of the real TrainStep per candidate, on the run's own data.
+
+Each candidate gets its own `prepare` (model, optimizer, loader) on the first images of the training set;
+nothing of the run itself is touched (prepare reseeds, so the run starts from the same weights whatever was
+timed). Steps are interleaved round-robin, one step of each candidate per round, so a change in the
+machine's load falls on every candidate alike; each step is synchronized on the device and timed whole.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+
+import torch
+
+from toolkit.core.device import synchronize
+from toolkit.core.errors import first_line
+from toolkit.data import ImageSet
+from toolkit.train.config import TrainConfig
+from toolkit.train.setup import Training, prepare
+from toolkit.train.speed import PROBE_STEPS, PROBE_WARMUP, Choice
+from toolkit.train.step import RunningSums
+
+
+class Probe:
+    """Times candidates of one configuration on `images` (a training set; its first few batches are used)."""
+
+    def __init__(self, cfg: TrainConfig, device: torch.device, images: ImageSet):
+        self.cfg, self.device = cfg, device
+        rounds = PROBE_WARMUP + PROBE_STEPS
+        self.images = images.subset(cfg.batch_size * rounds)
+
+    def _setup(self, choice: Choice) -> tuple[Training, Iterator]:
+        cfg = replace(
+            self.cfg,
+            amp=choice.amp,
+            channels_last=choice.channels_last,
+            compile=choice.compile,
+            test_eval=False,
+            val_size=None,
+            limit_train=None,
+        )
+        t = prepare(cfg, self.device, train_set=self.images, test_set=None)
+        t.step.model.train()
+        return t, _forever(t.train_loader)
+
+    def _step(self, t: Training, batches: Iterator, index: int, sums: RunningSums) -> float:
+        x, y = next(batches)
+        synchronize(self.device)
+        start = time.perf_counter()
+        t.step(x, y, index, sums)
+        synchronize(self.device)
+        return time.perf_counter() - start
+
+    def time_steps(self, choices: list[Choice]) -> tuple[dict[Choice, float], dict[Choice, str]]:
+        """Median seconds per step of each choice; a choice that fails to set up or run is left out, with why."""
+        live, failed = {}, {}
+        for c in choices:
+            try:
+                live[c] = (*self._setup(c), RunningSums(self.device), [])
+            except Exception as exc:  # one candidate the machine cannot run is not the run's failure
+                failed[c] = first_line(exc)
+        for i in range(PROBE_WARMUP + PROBE_STEPS):
+            for c in list(live):
+                t, batches, sums, seconds = live[c]
+                try:
+                    seconds.append(self._step(t, batches, i, sums))
+                except Exception as exc:
+                    failed[c] = first_line(exc)
+                    del live[c]
+        return {c: statistics.median(v[3][PROBE_WARMUP:]) for c, v in live.items()}, failed
+
+    def time_compiled(self, choice: Choice) -> tuple[float, float]:
+        """(median seconds per compiled step, seconds of compiling): the first step compiles."""
+        t, batches = self._setup(replace(choice, compile=True))
+        sums = RunningSums(self.device)
+        first = self._step(t, batches, 0, sums)
+        seconds = [self._step(t, batches, i, sums) for i in range(1, 1 + PROBE_STEPS)]
+        step = statistics.median(seconds)
+        return step, max(first - step, 0.0)
+
+
+def _forever(loader) -> Iterator:
+    epoch = 0
+    while True:
+        yield from loader.epoch(epoch)
+        epoch += 1
