@@ -278,7 +278,7 @@ def test_predict_bad_files_get_one_line_each_and_the_others_answers(deployed, tm
     r = run("predict", folder, "--run", deployed)
     assert r.exit_code == 1 and "Traceback" not in r.output
     assert sorted(line.split(":")[0].rsplit("/", 1)[1] for line in r.stdout.splitlines()) == ["big.jpg", "grey.png"]
-    errors = r.stderr.strip().splitlines()
+    errors = [e for e in r.stderr.strip().splitlines() if not e.startswith("runtime auto: ")]
     assert len(errors) == 2 and all(e.startswith("error: ") for e in errors)
     assert any("dot.png: 1x1 pixels is too small" in e for e in errors)
     assert any("notes.png: not an image Pillow can read" in e for e in errors)
@@ -287,6 +287,35 @@ def test_predict_bad_files_get_one_line_each_and_the_others_answers(deployed, tm
     (empty / "readme.txt").write_text("no images")
     r = run("predict", empty, "--run", deployed)
     assert r.exit_code == 1 and "no image files" in r.stderr and not r.stdout.strip()
+
+
+def test_predict_auto_takes_the_runtime_and_file_bench_recommended(run_copy, tmp_path):
+    from toolkit.predict import predict
+
+    test = load_dataset("synthetic", False, None, limit=8)
+    _save_test_pngs(test.images, tmp_path / "pngs")
+    plain = predict([tmp_path / "pngs"], run_dir=run_copy, top_k=10)  # no bench.json: onnxruntime, and it says why
+    assert (plain.runtime, plain.format) == ("onnxruntime", "onnx") and "no bench.json" in plain.chosen
+    recommendation = {
+        "target": "eager[bf16]/cpu",
+        "runtime": "eager",
+        "device": "cpu",
+        "format": "checkpoint-bf16",
+        "batch_size": 256,
+        "img_per_s": 1234.0,
+    }
+    (run_copy / "bench.json").write_text(json.dumps({"recommendation": recommendation}))
+    r = run("predict", tmp_path / "pngs", "--run", run_copy, "--json")
+    assert r.exit_code == 0, r.output
+    assert "runtime auto: bench.json recommends eager[bf16]/cpu" in r.stderr
+    auto = predict([tmp_path / "pngs"], run_dir=run_copy, top_k=10)
+    # The format's own options reach the runtime: eager runs under bf16 autocast.
+    assert (auto.runtime, auto.format, auto.details["amp"]) == ("eager", "checkpoint-bf16", "bf16")
+    for a, b in zip(auto.predictions, plain.predictions, strict=True):  # bf16 moved them by 3e-3 (max) here
+        assert max(abs(x - y) for (_, x), (_, y) in zip(sorted(a.top), sorted(b.top), strict=True)) < 0.05
+    # A recommendation for another device is not one for predict, which runs on the CPU.
+    (run_copy / "bench.json").write_text(json.dumps({"recommendation": {**recommendation, "device": "cuda"}}))
+    assert predict([tmp_path / "pngs"], run_dir=run_copy).runtime == "onnxruntime"
 
 
 def test_predict_bad_options(deployed, tmp_path):

@@ -369,7 +369,12 @@ def verify(
 def predict(
     images: Annotated[list[str], typer.Argument(help="Image files or folders of them (PNG, JPEG, ...).")],
     run: Annotated[Optional[str], Opt(help="Run folder with exports [newest trained run in artifacts/].")] = None,
-    runtime: Annotated[str, Opt(help="eager | torchscript | onnxruntime | openvino | opencv.")] = "onnxruntime",
+    runtime: Annotated[
+        str,
+        Opt(
+            help="auto | eager | torchscript | onnxruntime | openvino | opencv [auto: bench's verified pick, else onnxruntime]."
+        ),
+    ] = "auto",
     format: Annotated[
         Optional[str], Opt(help="File to load, by format, e.g. onnx-int8 [the runtime's fp32 file].")
     ] = None,
@@ -396,6 +401,8 @@ def predict(
             threads=threads,
             allow_modified=allow_modified,
         )
+    if result.chosen:
+        typer.echo(f"runtime auto: {result.chosen}", err=True)
     if result.modified:
         typer.echo(f"warning: {result.modified}; answering from it (--allow-modified)", err=True)
     if json_lines:

@@ -361,6 +361,8 @@ def recommend(result: dict[str, Any], run: Path) -> dict[str, Any]:
     factor = s / speed(eager)
     return {
         "target": label,
+        "runtime": case["runtime"],
+        "device": case["device"],
         "format": case.get("format"),
         "batch_size": largest,
         "img_per_s": s,

@@ -18,11 +18,31 @@ from toolkit.core.callable_module import make_callable
 from toolkit.core.errors import ConfigError, DataError
 from toolkit.core.runs import MANIFEST, latest_run
 from toolkit.data import normalise
-from toolkit.export.formats import FORMATS, check_runtime, open_runtime, primary_format
+from toolkit.export.formats import FORMATS, RUNTIMES, check_runtime, open_runtime, primary_format
 from toolkit.export.manifest import load_manifest, modification
 from toolkit.predict.images import expand, load_image
 
 BATCH = 256
+AUTO = "auto"
+FALLBACK = "onnxruntime"  # what auto uses where bench has recommended nothing for the CPU
+
+
+def recommended_target(run: Path) -> tuple[str, str | None, str]:
+    """(runtime, format, why) for --runtime auto: bench.json's recommendation when it names a CPU target
+    (bench recommends only files that passed verify), else onnxruntime on the fp32 ONNX file."""
+    try:
+        rec = json.loads((run / "bench.json").read_text()).get("recommendation") or {}
+    except (OSError, ValueError, AttributeError):
+        rec = {}
+    runtime, fmt = rec.get("runtime"), rec.get("format")
+    if rec.get("device") == "cpu" and runtime in RUNTIMES and (fmt is None or fmt in FORMATS):
+        return (
+            runtime,
+            fmt,
+            f"bench.json recommends {rec['target']} ({rec['img_per_s']:,.0f} img/s at batch {rec['batch_size']})",
+        )
+    why = "no bench.json" if not (run / "bench.json").is_file() else "bench.json recommends nothing for the CPU"
+    return FALLBACK, None, f"{why}: {FALLBACK}; run `toolkit verify {run}` and `toolkit bench {run}` to choose"
 
 
 @dataclass
@@ -41,6 +61,7 @@ class PredictResult:
     format: str
     details: dict
     modified: str | None = None  # why the file is not the one export checked (answered only with allow_modified)
+    chosen: str | None = None  # how --runtime auto chose the runtime and file
     predictions: list[Prediction] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # one line per file that got no answer
 
@@ -52,18 +73,26 @@ def predict(
     paths: list[str | os.PathLike],
     *,
     run_dir: str | os.PathLike | None = None,
-    runtime: str = "onnxruntime",
+    runtime: str = AUTO,
     format: str | None = None,
     top_k: int = 3,
     threads: int | None = None,
     allow_modified: bool = False,
     artifacts: str | os.PathLike = "artifacts",
 ) -> PredictResult:
-    """Classify `paths` (image files or folders of them) with `runtime` loading the run's `format` file.
+    """Classify `paths` (image files or folders of them) with `runtime` loading the run's `format` file;
+    runtime "auto" takes what `toolkit bench` recommended for the CPU (recommended_target).
 
     The file must be the one export checked (its sha256 in manifest.json) unless `allow_modified`."""
     if not paths:
         raise ConfigError("no image given; pass image files or folders")
+    run = Path(run_dir) if run_dir is not None else latest_run(artifacts)
+    if not run.is_dir():
+        raise ConfigError(f"{run}: no such run folder; pass --run with a folder that toolkit train wrote")
+    chosen = None
+    if runtime == AUTO:
+        runtime, recommended_format, chosen = recommended_target(run)
+        format = format or recommended_format
     check_runtime(runtime)
     fmt = FORMATS[format] if format in FORMATS else None
     if format is not None and fmt is None:
@@ -74,9 +103,6 @@ def predict(
             f"{runtime} does not read {fmt.name} files; it reads: "
             + ", ".join(f.name for f in FORMATS.values() if runtime in f.runtimes)
         )
-    run = Path(run_dir) if run_dir is not None else latest_run(artifacts)
-    if not run.is_dir():
-        raise ConfigError(f"{run}: no such run folder; pass --run with a folder that toolkit train wrote")
     # The class names and the normalisation come from the manifest, and from nothing else.
     manifest = load_manifest(run)
     if not (run / fmt.filename).is_file():
@@ -98,8 +124,8 @@ def predict(
             names.append(str(f))
         except DataError as exc:
             failures.append(str(exc))
-    rt = open_runtime(runtime, run / fmt.filename, "cpu", threads)
-    result = PredictResult(run, runtime, fmt.name, rt.describe(), modified=modified, failures=failures)
+    rt = open_runtime(runtime, run / fmt.filename, "cpu", threads, **fmt.options)  # eager[bf16]: its autocast
+    result = PredictResult(run, runtime, fmt.name, rt.describe(), modified, chosen=chosen, failures=failures)
     for start in range(0, len(images), BATCH):
         spec = manifest["input"]  # the normalisation comes from the manifest alone
         x = normalise(torch.stack(images[start : start + BATCH]), spec["mean"], spec["std"])
