@@ -57,7 +57,33 @@ def exported_run(tmp_path_factory):
     return run_dir
 
 
+def _seed_speed_cache(model: str, batch: int, threads: int) -> None:
+    """The speed policy's cache entry for bench's training default, so the child decides without timing:
+    channels_last faster, compiling slower. What bench then times is what the cache says `toolkit train`
+    would choose."""
+    import torch
+
+    from toolkit.train import speed
+    from toolkit.train.config import TrainConfig
+
+    cfg = TrainConfig(model=model, batch_size=batch).resolved()  # as bench.train_step.toolkit_loop builds it
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)  # the child's, which the key records
+    try:
+        key = speed.cache_key(cfg, torch.device("cpu"), speed.candidates(cfg, torch.device("cpu")))
+    finally:
+        torch.set_num_threads(before)
+    layouts = {f"{p}, contiguous, eager": 0.2 for p in ("fp32", "bf16", "fp16")}
+    fastest = "fp32, channels_last, eager"
+    entry = {
+        "step_seconds": {k: v for k, v in {**layouts, fastest: 0.1}.items() if k in key["candidates"]},
+        "compile": {fastest: {"step_s": 0.5, "compile_s": 60.0, "eager_step_s": 0.1}},
+    }
+    speed.write_cache(key, entry)
+
+
 def test_bench_writes_reports(exported_run):
+    _seed_speed_cache("resnet20", 128, 1)
     r = run(
         "bench",
         exported_run,
@@ -94,7 +120,13 @@ def test_bench_writes_reports(exported_run):
     ort = next(c for c in result["inference"] if c["runtime"] == "onnxruntime")
     assert ort["details"]["provider"] == "CPUExecutionProvider" and ort["details"]["inter_op_threads"] == 1
     names = [t["name"] for t in result["training"]]
-    assert names == ["seed loop", "toolkit", "toolkit channels_last"]
+    # The default is what the speed policy chooses for `toolkit train` (here from the cache seeded above).
+    assert names == [
+        "seed loop",
+        "toolkit default (fp32, channels_last, eager, cached)",
+        "toolkit",
+        "toolkit channels_last",
+    ]
     for t in result["training"]:  # each ratio is its own img/s over the seed loop's, from separate processes
         assert t["speedup_vs_seed"] == pytest.approx(t["img_per_s"] / result["training"][0]["img_per_s"])
         assert t["steps"] == 1 and len(t["step_ms"]) == 1

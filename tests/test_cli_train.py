@@ -29,12 +29,23 @@ def test_train_and_resume_from_cli(tmp_path):
     r = run("train", "--model", "resnet20", "--epochs", "1", *SMALL, "--out", tmp_path, "--run-name", "a")
     assert r.exit_code == 0, r.output
     assert "epoch   1/1" in r.stdout and "done: final test acc" in r.stdout
+    # Two steps: too short to time the speed candidates, and the first lines say so.
+    assert "speed: fp32, contiguous, eager (not timed); a run of 2 steps is too short" in r.stdout
     r = run("train", "--resume", tmp_path / "a", "--epochs", "2")
     assert r.exit_code == 0, r.output
-    assert "resumed after epoch 1" in r.stdout
+    assert "resumed after epoch 1" in r.stdout and "(as recorded in the checkpoint)" in r.stdout
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert summary["epochs"] == 2
     assert summary["reference_accuracy"] is None  # published figures are for CIFAR-10, not the synthetic set
+
+
+def test_speed_switches_given_on_the_command_line_are_used_as_given(tmp_path):
+    r = run("train", "--model", "resnet20", "--epochs", "1", *SMALL, "--out", tmp_path, "--run-name", "g",
+            "--amp", "bf16", "--channels-last", "--no-compile")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "speed: bf16, channels_last, eager (as given)" in r.stdout
+    summary = json.loads((tmp_path / "g" / "summary.json").read_text())
+    assert summary["speed"]["asked"] == {"amp": "bf16", "channels_last": True, "compile": False}
 
 
 def test_models_lists_registry():

@@ -184,6 +184,8 @@ def _training_specs(model: str, cfg: BenchConfig, threads: int) -> list[dict]:
     specs = []
     for d in cfg.devices or tuple(available_devices()):
         specs.append({**base, "device": d, "loop": "seed"})
+        # `toolkit train`'s default: the speed policy's choice for the recipe's run on this machine.
+        specs.append({**base, "device": d, "loop": "toolkit", "amp": "auto", "channels_last": None, "compile": None})
         specs.append({**base, "device": d, "loop": "toolkit"})
         specs.append({**base, "device": d, "loop": "toolkit", "channels_last": True})
         if d == "cuda" or (d == "cpu" and cfg.variants):

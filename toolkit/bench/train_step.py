@@ -19,8 +19,10 @@ import torch
 from toolkit.core.device import synchronize
 from toolkit.data import ImageSet
 from toolkit.models import create_model
+from toolkit.train import speed
 from toolkit.train.config import TrainConfig
-from toolkit.train.setup import prepare
+from toolkit.train.setup import batches_per_epoch, prepare, total_steps
+from toolkit.train.speed_probe import Probe
 from toolkit.train.step import PHASES, RunningSums
 
 
@@ -168,10 +170,15 @@ def toolkit_loop(
     device: str = "cpu",
     seed: int = 0,
     amp: str = "off",
-    channels_last: bool = False,
-    compile: bool = False,
+    channels_last: bool | None = False,
+    compile: bool | None = False,
+    run_images: int = 50_000,
 ) -> Loop:
-    """`toolkit train`'s own set-up and step (recipe optimizer, fused where available, lr schedule, NaN check)."""
+    """`toolkit train`'s own set-up and step (recipe optimizer, fused where available, lr schedule, NaN check).
+
+    Switches left at "auto"/None are decided by the speed policy as `toolkit train` decides them, for the
+    recipe's full run over `run_images` training images (the decision is cached; its timing is not counted).
+    """
     dev = torch.device(device)
     cfg = TrainConfig(
         model=model,
@@ -183,6 +190,12 @@ def toolkit_loop(
         seed=seed,
         run_name="bench",
     ).resolved()
+    decision = None
+    if not cfg.speed_decided:
+        probe = Probe(cfg, dev, data)
+        steps = total_steps(cfg, batches_per_epoch(cfg, run_images))
+        decision = speed.decide(cfg, dev, steps, probe.time_steps, probe.time_compiled)
+        cfg = speed.apply(cfg, decision)
     t = prepare(cfg, dev, train_set=data, test_set=data.subset(1))
     t.step.model.train()
     sums = RunningSums(dev)
@@ -190,13 +203,16 @@ def toolkit_loop(
     def train_step(x, y, index, mark):
         t.step(x, y, index, sums, mark)
 
-    name = "toolkit" + "".join(
-        f" {s}"
-        for s, on in (
-            ("amp-" + amp, amp != "off"),
-            ("channels_last", channels_last),
-            ("compiled", t.precision.compiled),
+    if decision is not None:
+        name = f"toolkit default ({decision.choice.label}, {decision.how})"
+    else:
+        name = "toolkit" + "".join(
+            f" {s}"
+            for s, on in (
+                ("amp-" + cfg.amp, cfg.amp != "off"),
+                ("channels_last", cfg.channels_last),
+                ("compiled", t.precision.compiled),
+            )
+            if on
         )
-        if on
-    )
     return Loop(name, cfg.batch_size, dev, _forever(t.train_loader.epoch), train_step)

@@ -107,7 +107,9 @@ def write_untrained(model_name: str, run_dir: str | os.PathLike, seed: int = 0) 
 
     The folder gets no metrics.jsonl, so it never counts as a trained run (core.runs.is_trained_run).
     """
-    cfg = TrainConfig(model=model_name, run_name=Path(run_dir).name, seed=seed).resolved()
+    cfg = TrainConfig(
+        model=model_name, run_name=Path(run_dir).name, seed=seed, amp="off", channels_last=False, compile=False
+    ).resolved()  # nothing trained: no speed switch applies
     torch.manual_seed(seed)
     mean, std = normalization(cfg.dataset, cfg.normalize)
     Path(run_dir).mkdir(parents=True, exist_ok=True)

@@ -192,7 +192,7 @@ def decide(
         notes += [f"{c.label} failed: {why}" for c, why in failed.items()]
         if not timings:
             return _default(cfg, wanted, notes)
-        entry = {"step_seconds": timings}
+        entry = {"step_seconds": timings, "timing_seconds": time.perf_counter() - started}
         write_cache(key, entry)
         how = "timed"
     runnable = [c for c in options if c.label in timings] or options[:1]
