@@ -110,6 +110,19 @@ def test_an_override_wins_and_is_not_timed(native_bf16):
     assert d.choice == Choice("bf16", True) and all(ch.channels_last for ch in calls[0])
 
 
+def test_with_only_compile_left_to_decide_the_one_eager_candidate_is_timed_for_it(native_bf16, monkeypatch):
+    monkeypatch.setattr(speed, "compile_unavailable_reason", lambda: None)
+    calls = []
+    d = speed.decide(
+        cfg(amp="off", channels_last=True, batch_size=44),
+        CPU,
+        2000,
+        fake_timer({Choice("off", True): 0.5}, calls),
+        lambda choice: (0.3, 50.0),  # saves 400 s for 50 s of compiling
+    )
+    assert calls == [[Choice("off", True)]] and d.choice == Choice("off", True, True) and d.how == "timed"
+
+
 def test_a_short_run_is_not_timed_and_says_so(native_bf16):
     d = speed.decide(cfg(batch_size=33), CPU, 5, fake_timer({}), never_compile)
     assert d.how == "default" and d.choice == Choice("off", False, False) and "too short" in d.line()

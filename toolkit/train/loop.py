@@ -255,7 +255,7 @@ def _decide_speed(cfg: TrainConfig, device, dist, ckpt, train_set, reporter) -> 
         steps = total_steps(cfg, batches_per_epoch(cfg, len(train_set)))
 
         def time_steps(choices):
-            reporter.note(f"speed: timing {len(choices)} candidates ({', '.join(c.label for c in choices)})")
+            reporter.note(f"speed: timing {len(choices)} candidates ({'; '.join(c.label for c in choices)})")
             return probe.time_steps(choices)
 
         def time_compiled(choice):

@@ -180,9 +180,8 @@ def decide(
     notes: list[str] = []
     started = time.perf_counter()
     how = "cached"
-    if len(options) == 1:
-        how = "given"
-    elif not all(c.label in timings for c in options):
+    # One candidate left (memory format and precision given) is still timed: compile's decision needs its step.
+    if not all(c.label in timings for c in options):
         probe_steps = len(options) * (PROBE_WARMUP + PROBE_STEPS)
         if steps < DECIDE_MIN_RATIO * probe_steps:
             notes.append(f"a run of {steps} steps is too short to repay timing {len(options)} candidates")
