@@ -151,6 +151,9 @@ def test_compile_is_chosen_only_when_it_repays(native_bf16, monkeypatch):
     # Below the threshold the compiler is not even tried.
     short = speed.decide(cfg(batch_size=42), CPU, 100, fake_timer(timings), never_compile)
     assert short.choice == Choice("off", True, False) and "too short to repay compiling" in short.line()
+    # Compiled steps slower than eager (fast-cnn on this CPU): never chosen, and the line says why.
+    slower = speed.decide(cfg(batch_size=45), CPU, 10**6, fake_timer(timings), lambda c: (0.6, 1.0))
+    assert slower.choice == Choice("off", True, False) and "compiled steps were slower (0.6 vs 0.5 s" in slower.line()
 
 
 def test_a_candidate_that_fails_is_left_out_with_its_reason(native_bf16):

@@ -244,11 +244,17 @@ def _decide_compile(
             record,
             (f"compiled: saves ~{saved:.0f} s over {steps} steps for ~{record['compile_s']:.0f} s of compiling"),
         )
+    if record["step_s"] >= eager_s:
+        return (
+            best,
+            record,
+            (f"not compiled: compiled steps were slower ({record['step_s']:.3g} vs {eager_s:.3g} s eager)"),
+        )
     return (
         best,
         record,
         (
-            f"not compiled: it would save ~{max(saved, 0):.0f} s over {steps} steps and cost "
+            f"not compiled: it would save ~{saved:.0f} s over {steps} steps and cost "
             f"~{record['compile_s']:.0f} s to compile"
         ),
     )
