@@ -16,7 +16,7 @@ from dataclasses import replace
 import torch
 
 from toolkit.core.device import synchronize
-from toolkit.core.errors import first_line
+from toolkit.core.errors import ConfigError, first_line
 from toolkit.data import ImageSet
 from toolkit.train.config import TrainConfig
 from toolkit.train.setup import Training, prepare
@@ -43,6 +43,8 @@ class Probe:
             limit_train=None,
         )
         t = prepare(cfg, self.device, train_set=self.images, test_set=None)
+        if len(t.train_loader) == 0:  # fewer images than one batch that drop_last keeps
+            raise ConfigError(f"{len(self.images)} images make no batch of {cfg.batch_size} to time")
         t.step.model.train()
         return t, _forever(t.train_loader)
 
