@@ -38,7 +38,7 @@ def test_a_sweep_prunes_and_reads_the_test_set_once_at_the_end(tmp_path, monkeyp
         return real(name, train, *args, **kwargs)
 
     monkeypatch.setattr(data_mod, "load_dataset", recording)
-    monkeypatch.setattr("toolkit.train.loop.load_dataset", recording)
+    monkeypatch.setattr("toolkit.train.setup.load_dataset", recording)
     lines = []
     s = sweep("tutorial-cnn", trials=4, out=tmp_path, seed=0, progress=lines.append, **SYNTH)
     assert s["trials"] == 4 and s["pruned"] >= 1 and s["complete"] + s["pruned"] + s["failed"] == 4
