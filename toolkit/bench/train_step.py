@@ -22,7 +22,7 @@ from toolkit.models import create_model
 from toolkit.train import speed
 from toolkit.train.config import TrainConfig
 from toolkit.train.setup import batches_per_epoch, prepare, total_steps
-from toolkit.train.speed_probe import Probe
+from toolkit.train.speed_probe import decide_speed
 from toolkit.train.step import PHASES, RunningSums
 
 
@@ -192,9 +192,7 @@ def toolkit_loop(
     ).resolved()
     decision = None
     if not cfg.speed_decided:
-        probe = Probe(cfg, dev, data)
-        steps = total_steps(cfg, batches_per_epoch(cfg, run_images))
-        decision = speed.decide(cfg, dev, steps, probe.time_steps, probe.time_compiled)
+        decision = decide_speed(cfg, dev, data, total_steps(cfg, batches_per_epoch(cfg, run_images)))
         cfg = speed.apply(cfg, decision)
     t = prepare(cfg, dev, train_set=data, test_set=data.subset(1))
     t.step.model.train()

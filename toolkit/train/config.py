@@ -29,6 +29,7 @@ FLIPS = ("random", "alternate")
 TTA_POLICIES = ("none", "mirror", "mirror-translate")
 AMP_MODES = ("off", "bf16", "fp16")
 AUTO = "auto"  # a speed switch left to the speed policy (speed.py)
+SPEED_SWITCHES = ("amp", "channels_last", "compile")  # the TrainConfig fields the policy may decide
 
 
 @dataclass(frozen=True)

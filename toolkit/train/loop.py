@@ -42,7 +42,7 @@ from toolkit.train.setup import (
     total_steps,
 )
 from toolkit.train.speed import SpeedDecision
-from toolkit.train.speed_probe import Probe
+from toolkit.train.speed_probe import decide_speed
 from toolkit.train.step import NonFiniteLoss, RunningSums, weights_finite
 
 __all__ = ["StopFlag", "TrainResult", "TrainState", "Training", "prepare", "total_steps", "train"]
@@ -251,18 +251,8 @@ def _decide_speed(cfg: TrainConfig, device, dist, ckpt, train_set, reporter) -> 
         return cfg, SpeedDecision(choice, "resumed", recorded.get("asked") or speed.asked(cfg))
     decision = None
     if dist.is_main:
-        probe = Probe(cfg, device, train_set)
         steps = total_steps(cfg, batches_per_epoch(cfg, len(train_set)))
-
-        def time_steps(choices):
-            reporter.note(f"speed: timing {len(choices)} candidates ({'; '.join(c.label for c in choices)})")
-            return probe.time_steps(choices)
-
-        def time_compiled(choice):
-            reporter.note(f"speed: timing torch.compile of {choice.label} (the first step compiles)")
-            return probe.time_compiled(choice)
-
-        decision = speed.decide(cfg, device, steps, time_steps, time_compiled, dist.world_size)
+        decision = decide_speed(cfg, device, train_set, steps, dist.world_size, reporter.note)
     decision = dist.broadcast_object(decision)
     return speed.apply(cfg, decision), decision
 

@@ -23,7 +23,7 @@ from toolkit.core.stats import describe
 from toolkit.data import provenance
 from toolkit.models import get_spec
 from toolkit.train.checkpoint import load_checkpoint
-from toolkit.train.config import AUTO, TrainConfig
+from toolkit.train.config import AUTO, SPEED_SWITCHES, TrainConfig
 from toolkit.train.loop import train
 from toolkit.train.progress import Reporter
 
@@ -95,7 +95,7 @@ def _run_seed(cfg: TrainConfig, run_dir: Path, reporter, progress, step_hook) ->
 
 def _left_to_policy(field: str, value: Any) -> bool:
     """A speed switch left at auto matches whatever the policy chose for the finished seed."""
-    return field in ("amp", "channels_last", "compile") and value in (AUTO, None)
+    return field in SPEED_SWITCHES and value in (AUTO, None)
 
 
 def _epochs(cfg: TrainConfig) -> int:

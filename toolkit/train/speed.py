@@ -194,8 +194,7 @@ def decide(
         entry = {"step_seconds": timings, "timing_seconds": time.perf_counter() - started}
         write_cache(key, entry)
         how = "timed"
-    runnable = [c for c in options if c.label in timings] or options[:1]
-    best = min(runnable, key=lambda c: timings.get(c.label, 0.0))
+    best = min((c for c in options if c.label in timings), key=lambda c: timings[c.label])
     compile_record = None
     if cfg.compile is None:
         best, compile_record, note = _decide_compile(best, timings.get(best.label), steps, key, entry, time_compiled)

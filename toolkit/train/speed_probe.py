@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import torch
@@ -18,9 +18,10 @@ import torch
 from toolkit.core.device import synchronize
 from toolkit.core.errors import ConfigError, first_line
 from toolkit.data import ImageSet
+from toolkit.train import speed
 from toolkit.train.config import TrainConfig
 from toolkit.train.setup import Training, prepare
-from toolkit.train.speed import PROBE_STEPS, PROBE_WARMUP, Choice
+from toolkit.train.speed import PROBE_STEPS, PROBE_WARMUP, Choice, SpeedDecision
 from toolkit.train.step import RunningSums
 
 
@@ -82,6 +83,28 @@ class Probe:
         seconds = [self._step(t, batches, i, sums) for i in range(1, 1 + PROBE_STEPS)]
         step = statistics.median(seconds)
         return step, max(first - step, 0.0)
+
+
+def decide_speed(
+    cfg: TrainConfig,
+    device: torch.device,
+    images: ImageSet,
+    steps: int,
+    world_size: int = 1,
+    note: Callable[[str], None] = lambda text: None,
+) -> SpeedDecision:
+    """speed.decide for a run of `steps` steps, timed by a Probe on `images`; `note` hears what is being timed."""
+    probe = Probe(cfg, device, images)
+
+    def time_steps(choices):
+        note(f"speed: timing {len(choices)} candidates ({'; '.join(c.label for c in choices)})")
+        return probe.time_steps(choices)
+
+    def time_compiled(choice):
+        note(f"speed: timing torch.compile of {choice.label} (the first step compiles)")
+        return probe.time_compiled(choice)
+
+    return speed.decide(cfg, device, steps, time_steps, time_compiled, world_size)
 
 
 def _forever(loader) -> Iterator:
