@@ -13,7 +13,8 @@ import torch
 
 from toolkit.bench.timing import percentile
 from toolkit.export import export
-from toolkit.export.formats import FORMATS, TARGETS, open_runtime, runtime_class, target_label
+from toolkit.targets.formats import FORMATS, TARGETS, target_label
+from toolkit.targets.runtimes import open_runtime, runtime_class
 from toolkit.train.checkpoint import write_untrained
 
 MODEL = "tutorial-cnn"

@@ -11,7 +11,7 @@ from tests.helpers import NO_CUDA_ONLY, tiny_run
 from tests.test_cli_train import assert_one_line_error
 from toolkit.bench.timing import Timing, forward_flops, harness_overhead_s, percentile, time_call
 from toolkit.cli import app
-from toolkit.export.formats import runtime_class
+from toolkit.targets.runtimes import runtime_class
 
 runner = CliRunner()
 
@@ -228,7 +228,7 @@ def test_disturbed_only_with_evidence_drift_or_spread():
 
 def test_the_peak_is_the_fastest_gemm_of_every_installed_engine():
     from toolkit.bench.cases import peak_case
-    from toolkit.export.formats import runtime_class
+    from toolkit.targets.runtimes import runtime_class
 
     peaks = peak_case({"threads": 1, "devices": ["cpu"]})["cpu"]
     expected = {"torch"} | {

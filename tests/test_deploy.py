@@ -16,9 +16,11 @@ from toolkit.cli import app
 from toolkit.core.errors import ToolkitError
 from toolkit.data import TensorLoader, load_dataset
 from toolkit.export import quantize
-from toolkit.export.formats import open_runtime, runtime_class
-from toolkit.export.isolated import run_in_child
-from toolkit.verify.parity import RuntimeParity, Thresholds, _judge
+from toolkit.targets.child import run_in_child
+from toolkit.targets.formats import FORMATS
+from toolkit.targets.gates import Thresholds
+from toolkit.targets.runtimes import open_runtime, runtime_class
+from toolkit.verify.parity import RuntimeParity
 
 runner = CliRunner()
 LOW = ("onnx-int8", "onnx-int8-dynamic", "onnx-fp16")
@@ -88,7 +90,7 @@ def test_verify_gates_low_precision_files_by_accuracy_and_agreement(run_copy):
 def test_the_gates_name_format_device_figure_and_limit():
     e = RuntimeParity("onnxruntime", "cpu", "onnx-int8", "int8", {}, accuracy=60.0, acc_delta=-0.8, agreement=96.0)
     e.max_abs, e.worst_batch, e.mean_abs, e.max_rel, e.mean_rel = 3.0, 2, 0.5, 1.5, 0.25
-    _judge(e, Thresholds())
+    e.failures = FORMATS[e.format].gate.judge(e, Thresholds())
     assert e.failures == [
         "onnxruntime[int8]/cpu: int8 mean |Δlogit| is 0.25 of the logit scale > --int8-mean-rel 0.2 (mean |Δ| 0.5)",
         "onnxruntime[int8]/cpu: int8 accuracy drop 0.80 pt > --max-acc-drop 0.5 pt",
@@ -96,22 +98,22 @@ def test_the_gates_name_format_device_figure_and_limit():
     ]
     better = RuntimeParity("onnxruntime", "cpu", "onnx-fp16", "fp16", {}, accuracy=61, acc_delta=+0.9, agreement=99)
     better.max_abs, better.max_rel, better.mean_rel = 5.0, 0.029, 0.001  # just inside the fp16 gate
-    _judge(better, Thresholds())
+    better.failures = FORMATS[better.format].gate.judge(better, Thresholds())
     assert better.passed
     better.max_rel = 0.031
-    _judge(better, Thresholds())
+    better.failures = FORMATS[better.format].gate.judge(better, Thresholds())
     assert better.failures == [
         "onnxruntime[fp16]/cpu: fp16 max |Δlogit| is 0.031 of the logit scale > --fp16-max-rel 0.03 (max |Δ| 5)"
     ]
     bf16 = RuntimeParity("eager", "cpu", "checkpoint-bf16", "bf16", {}, accuracy=61, acc_delta=0.0, agreement=99.9)
     bf16.max_abs, bf16.mean_abs, bf16.max_rel, bf16.mean_rel = 0.6, 0.05, 0.3, 0.03  # its max alone is not gated
-    _judge(bf16, Thresholds())
+    bf16.failures = FORMATS[bf16.format].gate.judge(bf16, Thresholds())
     assert bf16.failures == [
         "eager[bf16]/cpu: bf16 mean |Δlogit| is 0.03 of the logit scale > --bf16-mean-rel 0.02 (mean |Δ| 0.05)"
     ]
     fp32 = RuntimeParity("openvino", "cpu", "onnx", "fp32", {}, accuracy=61, acc_delta=0.0, agreement=100)
     fp32.max_abs, fp32.worst_batch = 2e-4, 4
-    _judge(fp32, Thresholds())
+    fp32.failures = FORMATS[fp32.format].gate.judge(fp32, Thresholds())
     assert fp32.failures == ["openvino/cpu: max |diff| 0.0002 > atol 0.0001 on batch 4"]
 
 

@@ -14,7 +14,7 @@ from tests.test_cli_train import assert_one_line_error
 from toolkit.cli import app
 from toolkit.core.device import native_half_precisions
 from toolkit.core.files import sha256
-from toolkit.export.formats import runtime_class
+from toolkit.targets.runtimes import runtime_class
 
 runner = CliRunner()
 

@@ -5,8 +5,9 @@ import torch
 
 from tests.helpers import TINY
 from toolkit.export import export
-from toolkit.export.formats import RUNTIMES, open_runtime, primary_format, runtime_class
 from toolkit.models import list_models
+from toolkit.targets.formats import primary_format
+from toolkit.targets.runtimes import RUNTIMES, open_runtime, runtime_class
 from toolkit.train import train
 
 

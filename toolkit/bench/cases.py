@@ -13,7 +13,7 @@ from toolkit.core.isolate import report_errors
 
 
 def inference_case(spec: dict) -> dict:
-    from toolkit.export.formats import open_runtime
+    from toolkit.targets.runtimes import open_runtime
 
     torch.set_num_threads(spec["threads"])
     torch.set_num_interop_threads(1)
@@ -58,7 +58,7 @@ def training_case(spec: dict) -> dict:
 def peak_case(spec: dict) -> dict:
     """{device: {engine: fp32 GEMM GFLOP/s}}: torch on every device; on the CPU also the installed runtimes'
     own GEMMs, since torch's is not the fastest on every CPU."""
-    from toolkit.export.formats import runtime_class
+    from toolkit.targets.runtimes import runtime_class
 
     torch.backends.cuda.matmul.allow_tf32 = False  # the fp32 peak, not TF32's
     peaks = {d: {"torch": matmul_peak_gflops(spec["threads"], device=d)} for d in spec["devices"] if d != "mps"}

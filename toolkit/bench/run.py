@@ -15,24 +15,17 @@ from typing import Any
 
 from toolkit.bench.cases import inference_worker, peak_worker, training_worker
 from toolkit.bench.timing import DEFAULT_BATCHES, forward_flops, harness_overhead_s
-from toolkit.core.device import available_devices, native_half_precisions
+from toolkit.core.device import available_devices
 from toolkit.core.errors import ConfigError, DeviceError, RunFolderError, ToolkitError
 from toolkit.core.isolate import run_isolated
 from toolkit.core.machine import machine_info
 from toolkit.core.runs import CHECKPOINT, MANIFEST, ensure_writable, is_trained_run, latest_run
 from toolkit.export import export
-from toolkit.export.formats import (
-    FORMATS,
-    TARGETS,
-    check_runtime,
-    primary_format,
-    runs_here,
-    runtime_class,
-    target_label,
-)
 from toolkit.export.manifest import read_manifest, validate_manifest
 from toolkit.models import get_spec
-from toolkit.runtimes.onnxruntime import OPT_LEVELS
+from toolkit.targets.formats import FORMATS
+from toolkit.targets.plan import plan
+from toolkit.targets.runtimes import check_runtime
 from toolkit.train.checkpoint import load_checkpoint, write_untrained
 
 # Evidence that something else ran during a measurement: the fastest GEMM moved this much between the peak
@@ -115,55 +108,29 @@ def _refuse_foreign(run: Path) -> None:
 
 
 def _inference_specs(run: Path, cfg: BenchConfig, threads: int, notes: list[str]) -> list[dict]:
-    devices = cfg.devices or tuple(available_devices())
+    found = plan(run, runtimes=cfg.runtimes, devices=cfg.devices, reference=True, timing=True)
+    notes.extend(found.skipped)  # not installed, or not timed, and why
     specs = []
-    for fmt_name, name in TARGETS:
-        fmt = FORMATS[fmt_name]
-        if cfg.runtimes and name not in cfg.runtimes:
-            continue
-        cls = runtime_class(name)
-        path = run / fmt.filename
-        if not path.is_file():
-            if cfg.runtimes and fmt is primary_format(name):
-                raise ConfigError(f"{run} has no {path.name}; run `toolkit export {run}` first")
-            continue
-        for d in devices:
-            if cls.unavailable_reason(d) is not None:
-                continue
-            if runs_here(fmt, d):
-                continue
-            if (name, d) in fmt.not_timed:
-                notes.append(f"{target_label(fmt_name, name, d)}: {fmt.not_timed[(name, d)]}")
-                continue
-            variants: list[tuple[str, dict]] = [("", dict(fmt.options))]
-            if cfg.variants and name == "onnxruntime" and fmt_name == "onnx":
-                variants += [(f"opt={lvl}", {"opt_level": lvl}) for lvl in OPT_LEVELS if lvl != "all"]
-            if cfg.variants and name == "openvino" and fmt_name == "onnx":
-                # THROUGHPUT splits the cores into streams; one call at a time shows what that costs.
-                variants += [("hint=throughput", {"hint": "throughput"}), ("bf16", {"precision": "bf16"})]
-            if cfg.variants and fmt_name == "checkpoint":
-                variants.append(("channels_last", {"channels_last": True}))
-                if "bf16" not in native_half_precisions(d):  # where it is native, it is a row of its own
-                    # Emulated bf16 is timed too: the table shows what it costs on a CPU without AMX.
-                    variants.append(("bf16 (emulated)", {"amp": "bf16"}))
-            for label, options in variants:
-                specs.append(
-                    {
-                        "runtime": name,
-                        "format": fmt_name,
-                        "precision": fmt.precision,
-                        "label": target_label(fmt_name, name, d),
-                        "device": d,
-                        "path": str(path),
-                        "threads": threads,
-                        "batch_sizes": list(cfg.batch_sizes),
-                        "rounds": cfg.rounds,
-                        "warmup": cfg.warmup,
-                        "budget_s": cfg.budget_s,
-                        "variant": label,
-                        "options": options,
-                    }
-                )
+    for target in found.targets:
+        variants = [("", target.options)] + (target.variants() if cfg.variants else [])
+        for label, options in variants:
+            specs.append(
+                {
+                    "runtime": target.runtime,
+                    "format": target.format.name,
+                    "precision": target.format.precision,
+                    "label": target.label,
+                    "device": target.device,
+                    "path": str(target.path),
+                    "threads": threads,
+                    "batch_sizes": list(cfg.batch_sizes),
+                    "rounds": cfg.rounds,
+                    "warmup": cfg.warmup,
+                    "budget_s": cfg.budget_s,
+                    "variant": label,
+                    "options": options,
+                }
+            )
     return specs
 
 

@@ -21,13 +21,29 @@ def cpu_model() -> str:
 
 
 @lru_cache(maxsize=1)
-def cpu_flags() -> dict[str, bool]:
-    """The ISA extensions that decide which CPU kernels are fast (AMX/AVX-512 bf16 vs AVX2 only)."""
+def _proc_flags() -> frozenset[str]:
     try:
         with open("/proc/cpuinfo") as f:
-            flags = set(re.search(r"^flags\s*:(.*)$", f.read(), re.M).group(1).split())
+            return frozenset(re.search(r"^flags\s*:(.*)$", f.read(), re.M).group(1).split())
     except (OSError, AttributeError):
-        flags = set()
+        return frozenset()
+
+
+# Instruction-set extensions a compiler may use with -march=native (the flags in /proc/cpuinfo that name
+# instructions, not the hypervisor's or the kernel's features).
+_ISA_PREFIXES = ("sse", "ssse", "avx", "amx", "fma", "f16c", "bmi", "adx", "sha", "aes", "vaes", "vpclmul", "gfni")
+_ISA_NAMES = {"popcnt", "lzcnt", "abm", "movbe", "pclmulqdq", "cx16", "rdrand", "rdseed"}
+
+
+def isa_extensions() -> list[str]:
+    """The instruction-set extensions this CPU has, sorted: what natively compiled code may rely on."""
+    return sorted(f for f in _proc_flags() if f.startswith(_ISA_PREFIXES) or f in _ISA_NAMES)
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> dict[str, bool]:
+    """The ISA extensions that decide which CPU kernels are fast (AMX/AVX-512 bf16 vs AVX2 only)."""
+    flags = _proc_flags()
     return {
         "avx2": "avx2" in flags,
         "avx512f": "avx512f" in flags,

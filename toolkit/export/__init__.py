@@ -3,7 +3,7 @@
 Each export is written to a temporary file beside its final name, re-loaded by its runtime in a process of
 its own (a crash there is an error that names it), compared with eager PyTorch (check.py), and only then
 renamed into place. A file that fails is deleted, never left looking good. The formats, their writers and
-runtimes are listed in formats.py.
+runtimes are listed in targets/formats.py.
 
 `toolkit.export(...)` calls `export` below (see core/callable_module.py).
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,19 @@ from toolkit.core.errors import ConfigError, ToolkitError
 from toolkit.core.files import atomic_path, sha256
 from toolkit.core.runs import TRAINING_FILES, ensure_writable, latest_run, remove_stale_temps_if_idle
 from toolkit.export.check import ExportError, check_batches, compare_with_eager, example_inputs
-from toolkit.export.formats import DEFAULT_FORMATS, EXPORT_FORMATS, FORMATS, get_format, target_label, validator, writer
-from toolkit.export.isolated import run_in_child
 from toolkit.export.manifest import update_manifest
 from toolkit.export.onnx import DEFAULT_OPSET
+from toolkit.targets.child import run_in_child
+from toolkit.targets.formats import (
+    DEFAULT_FORMATS,
+    EXPORT_FORMATS,
+    FORMATS,
+    expand_formats,
+    get_format,
+    target_label,
+    validator,
+    writer,
+)
 from toolkit.train.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
 
 __all__ = ["DEFAULT_FORMATS", "EXPORT_FORMATS", "ExportError", "ExportResult", "export"]
@@ -41,7 +51,7 @@ class ExportResult:
 
 def export(
     source: str | os.PathLike | None = None,
-    formats: tuple[str, ...] = DEFAULT_FORMATS,
+    formats: str | tuple[str, ...] | None = None,
     *,
     exporter: str = "dynamo",
     opset: int = DEFAULT_OPSET,
@@ -54,15 +64,16 @@ def export(
     data_dir: str | None = None,
     threads: int | None = None,
     artifacts: str | os.PathLike = "artifacts",
+    progress: Callable[[str], None] = lambda line: None,
 ) -> ExportResult:
-    """Export the run folder or checkpoint `source` (default: the newest trained run under `artifacts`).
+    """Export the run folder or checkpoint `source` (default: the newest trained run under `artifacts`) to
+    `formats`: names, a comma-separated string, or a set (default, fp32, all: targets/formats.py).
 
     Low-precision formats (onnx-int8, onnx-int8-dynamic, onnx-fp16) are made from the run's model.onnx,
     written first in the same call or by an earlier one; static INT8 calibrates on the run's training
     images (`data_dir` overrides the folder the checkpoint names).
     """
-    if not formats:
-        raise ConfigError(f"no format given; choose one of: {', '.join(EXPORT_FORMATS)} or all")
+    formats, skipped = expand_formats(formats)
     # Files made from another format come after it.
     specs = sorted((get_format(f) for f in dict.fromkeys(formats)), key=lambda f: f.source is not None)
     if not (atol >= 0 and rtol >= 0):
@@ -93,13 +104,14 @@ def export(
     ckpt = load_checkpoint(ckpt_path)
     model = model_from_checkpoint(ckpt)
     options["source_sha256"] = sha256(ckpt_path)
-    result = ExportResult(run_dir)
+    result = ExportResult(run_dir, notes=skipped)
     batches = check_batches(ckpt)
     for spec in specs:
         final = run_dir / spec.filename
         started = time.perf_counter()
         if spec.source:
             options["source_path"] = run_dir / FORMATS[spec.source].filename
+        progress(f"{spec.name}: writing {spec.filename}{_SLOW.get(spec.name, '')}")
         with atomic_path(final) as tmp:
             # Batch 4, not 1: an example of batch 1 lets exporters specialise the batch axis away.
             details = writer(spec)(model, example_inputs(ckpt, 4), tmp, ckpt, **options)
@@ -120,8 +132,17 @@ def export(
             "checked_with": runtime_name,
             "seconds": time.perf_counter() - started,
         }
-    result.manifest, result.notes = update_manifest(run_dir, ckpt, ckpt_path, result.files, result.checks)
+    result.manifest, replaced = update_manifest(run_dir, ckpt, ckpt_path, result.files, result.checks)
+    result.notes += replaced
     return result
+
+
+# What the user waits for, said before it starts.
+_SLOW = {
+    "aoti": " (AOTInductor compiles C++ for this CPU: 20 s to a few minutes)",
+    "pte": " (lowering to XNNPACK)",
+    "pte-int8": " (calibrating and lowering to XNNPACK)",
+}
 
 
 make_callable(__name__, export)

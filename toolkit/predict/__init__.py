@@ -18,9 +18,11 @@ from toolkit.core.callable_module import make_callable
 from toolkit.core.errors import ConfigError, DataError
 from toolkit.core.runs import MANIFEST, latest_run
 from toolkit.data import normalise
-from toolkit.export.formats import FORMATS, RUNTIMES, check_runtime, open_runtime, primary_format
 from toolkit.export.manifest import load_manifest, modification
 from toolkit.predict.images import expand, load_image
+from toolkit.targets.formats import FORMATS, primary_format
+from toolkit.targets.plan import plan
+from toolkit.targets.runtimes import RUNTIMES, check_runtime, open_runtime
 
 BATCH = 256
 AUTO = "auto"
@@ -105,8 +107,12 @@ def predict(
         )
     # The class names and the normalisation come from the manifest, and from nothing else.
     manifest = load_manifest(run)
-    if not (run / fmt.filename).is_file():
-        raise ConfigError(f"{run} has no {fmt.filename}; run `toolkit export {run} --format {fmt.name}` first")
+    # The one target, from the same plan verify and bench use: a file not exported or a runtime not
+    # installed is one line saying what to run.
+    found = plan(run, [fmt.name], [runtime], ["cpu"], reference=True)
+    if not found.targets:  # e.g. checkpoint-bf16 on a CPU without native bf16
+        raise ConfigError(f"{run}: {'; '.join(found.skipped) or f'{fmt.name} does not run on this CPU'}")
+    target = found.targets[0]
     modified = modification(run, manifest, fmt.filename)
     if modified and not allow_modified:
         raise ConfigError(
@@ -124,7 +130,7 @@ def predict(
             names.append(str(f))
         except DataError as exc:
             failures.append(str(exc))
-    rt = open_runtime(runtime, run / fmt.filename, "cpu", threads, **fmt.options)  # eager[bf16]: its autocast
+    rt = open_runtime(runtime, target.path, "cpu", threads, **target.options)  # eager[bf16]: its autocast
     result = PredictResult(run, runtime, fmt.name, rt.describe(), modified, chosen=chosen, failures=failures)
     for start in range(0, len(images), BATCH):
         spec = manifest["input"]  # the normalisation comes from the manifest alone

@@ -33,6 +33,11 @@ class Runtime(ABC):
             return f"{cls.name} is not installed (pip install -e '.[{cls.name}]')"
         return None if device in cls.devices else f"{cls.name} has no {device} support"
 
+    @classmethod
+    def variants(cls, fmt: str, device: str) -> list[tuple[str, dict[str, Any]]]:
+        """(label, options) of other settings worth timing for file format `fmt` (bench --variants); none here."""
+        return []
+
     @abstractmethod
     def run(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (float32, CPU) for a float32 NCHW batch; device work is finished when this returns."""

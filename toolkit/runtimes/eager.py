@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from toolkit.core.device import pick_device, synchronize
+from toolkit.core.device import native_half_precisions, pick_device, synchronize
 from toolkit.runtimes.base import Runtime
 from toolkit.train.checkpoint import load_checkpoint, model_from_checkpoint
 from toolkit.train.precision import autocast
@@ -13,6 +13,16 @@ from toolkit.train.precision import autocast
 class EagerRuntime(Runtime):
     name = "eager"
     devices = ("cpu", "cuda", "mps")
+
+    @classmethod
+    def variants(cls, fmt, device):
+        if fmt != "checkpoint":
+            return []
+        found = [("channels_last", {"channels_last": True})]
+        if "bf16" not in native_half_precisions(device):  # where it is native, it is a format of its own
+            # Emulated bf16 is timed too: the table shows what it costs on a CPU without AMX.
+            found.append(("bf16 (emulated)", {"amp": "bf16"}))
+        return found
 
     def __init__(self, path, device="cpu", threads=None, *, channels_last: bool = False, amp: str = "off"):
         super().__init__(path, device, threads)

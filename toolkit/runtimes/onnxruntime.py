@@ -15,7 +15,6 @@ from toolkit.core.errors import ConfigError, DeviceError, ToolkitError, first_li
 from toolkit.runtimes.base import Runtime
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
-# --variants times every level: the gap between "disable" and "all" is what the graph optimisations buy.
 OPT_LEVELS = {
     "disable": "ORT_DISABLE_ALL",
     "basic": "ORT_ENABLE_BASIC",
@@ -37,6 +36,11 @@ class OnnxRuntime(Runtime):
         if PROVIDERS[device] not in ort.get_available_providers():
             return f"onnxruntime provider {PROVIDERS[device]} is not installed (pip install -e '.[gpu]')"
         return None
+
+    @classmethod
+    def variants(cls, fmt, device):
+        # The gap between "disable" and "all" is what the graph optimisations buy.
+        return [(f"opt={lvl}", {"opt_level": lvl}) for lvl in OPT_LEVELS if lvl != "all"] if fmt == "onnx" else []
 
     def __init__(self, path, device="cpu", threads=None, *, opt_level: str = "all", inter_threads: int = 1):
         super().__init__(path, device, threads)

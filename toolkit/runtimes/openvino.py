@@ -28,6 +28,11 @@ class OpenVinoRuntime(Runtime):
 
     module = "openvino"  # from the extra of the same name; missing, the runtime is skipped with a note
 
+    @classmethod
+    def variants(cls, fmt, device):
+        # THROUGHPUT splits the cores into streams; one call at a time shows what that costs.
+        return [("hint=throughput", {"hint": "throughput"}), ("bf16", {"precision": "bf16"})] if fmt == "onnx" else []
+
     def __init__(self, path, device="cpu", threads=None, *, hint: str = "latency", precision: str = "f32"):
         super().__init__(path, device, threads)
         if hint not in HINTS:

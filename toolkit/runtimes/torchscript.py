@@ -1,7 +1,7 @@
 """The TorchScript runtime: loads a frozen model.ts (written by export/torchscript.py) on CPU or CUDA.
 
 TorchScript is deprecated upstream in favour of torch.export; removing it means deleting this file,
-export/torchscript.py and its line in export/formats.py.
+export/torchscript.py and its line in targets/formats.py.
 """
 
 from __future__ import annotations

@@ -3,11 +3,9 @@
 `verify(run_dir)` returns a ParityResult: truthy when every target passes, with per-target figures
 (accuracy and its delta, top-1 agreement, max / mean / p99 |logit difference|, worst batch, NaN/inf count)
 and failure lines that name the culprit ("onnxruntime/cpu: max |diff| 3.1e-3 > atol 1e-4 on batch 17").
-Each file is gated by what it promises: fp32 files by their logits; INT8 and fp16 files by accuracy drop
-and top-1 agreement (MLPerf's closed division asks >= 99 % of the fp32 accuracy; 0.5 pt is stricter
-here) and by their logits relative to the reference's logit scale (the standard deviation of its logits):
-fp16 by the largest difference, INT8 and bf16 by the mean, sized from what each precision does to honest files
-(README, "Verify"). Accuracy alone passes a weakly trained model whose INT8 file was tampered with.
+Each file is held to its format's gate (targets/gates.py): fp32 files to their logits, INT8/fp16/bf16 to
+accuracy drop, agreement and their logits relative to the reference's logit scale. The targets come from
+targets.plan, so verify and bench agree on what runs.
 A file whose sha256 is not the one export recorded fails unless `allow_modified`.
 Every non-eager runtime runs in its own process, so one that crashes is a failure line naming it and its
 signal while the others still report. Nothing compared is not a pass: a run without exports is an error.
@@ -16,7 +14,6 @@ signal while the others still report. Nothing compared is not a pass: a run with
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,55 +21,18 @@ from typing import Any
 
 import torch
 
-from toolkit.core.device import available_devices
-from toolkit.core.errors import ConfigError, DeviceError, ToolkitError
+from toolkit.core.errors import ConfigError, ToolkitError
 from toolkit.core.files import sha256
 from toolkit.core.runs import CHECKPOINT, MANIFEST, ensure_writable, latest_run
 from toolkit.data import TensorLoader, load_dataset
 from toolkit.export.check import count_non_finite
-from toolkit.export.formats import (
-    FORMATS,
-    TARGETS,
-    Format,
-    check_runtime,
-    open_runtime,
-    primary_format,
-    runs_here,
-    runtime_class,
-    target_label,
-)
-from toolkit.export.isolated import run_in_child, saved_inputs
 from toolkit.export.manifest import read_manifest, validate_manifest
+from toolkit.targets.child import run_in_child, saved_inputs
+from toolkit.targets.formats import FORMATS, target_label
+from toolkit.targets.gates import Thresholds
+from toolkit.targets.plan import Target, plan
+from toolkit.targets.runtimes import open_runtime
 from toolkit.train.checkpoint import load_checkpoint
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    atol: float = 1e-4  # fp32 files: max |logit difference| allowed against eager fp32 CPU
-    fp32_min_agreement: float = 99.9  # fp32 files: percent of samples whose top-1 class must match
-    fp32_max_acc_delta: float = 0.1  # fp32 files: accuracy points they may differ by, either way
-    max_acc_drop: float = 0.5  # INT8/fp16 files: accuracy points they may lose
-    min_agreement: float = 97.0  # INT8/fp16 files: top-1 agreement with eager fp32, percent
-    # Relative to the logit scale (std of the reference logits); defaults sized in the README from honest files.
-    fp16_max_rel: float = 0.03  # fp16 files: max |Δlogit| / scale
-    # bf16 autocast: mean, not max: 8 mantissa bits to fp16's 11 leave rare outliers in deep nets (0.31 of the
-    # scale on a 56-layer ResNet whose mean was 1e-3); the checkpoint it runs is the reference, not a new file.
-    bf16_mean_rel: float = 0.02
-    int8_mean_rel: float = 0.2  # INT8 files: mean |Δlogit| / scale
-
-    def __post_init__(self):
-        for name in ("atol", "fp32_max_acc_delta", "max_acc_drop", "fp16_max_rel", "bf16_mean_rel", "int8_mean_rel"):
-            value = getattr(self, name)
-            if not 0 <= value < math.inf:
-                raise ConfigError(f"--{_flag(name)} must be a finite number >= 0, got {value}")
-        for name in ("fp32_min_agreement", "min_agreement"):
-            value = getattr(self, name)
-            if not 0 <= value <= 100:
-                raise ConfigError(f"--{_flag(name)} must be a percentage in [0, 100], got {value}")
-
-
-def _flag(field_name: str) -> str:
-    return field_name.replace("_", "-")
 
 
 @dataclass
@@ -134,39 +94,6 @@ class ParityResult:
         return d
 
 
-def _judge(e: RuntimeParity, t: Thresholds) -> None:
-    if e.non_finite:
-        e.failures.append(f"{e.label}: {e.non_finite} NaN/inf logits (first on batch {e.non_finite_batch})")
-    if e.precision == "fp32":
-        if e.max_abs > t.atol:
-            e.failures.append(f"{e.label}: max |diff| {e.max_abs:.2g} > atol {t.atol:g} on batch {e.worst_batch}")
-        if e.agreement < t.fp32_min_agreement:
-            e.failures.append(f"{e.label}: top-1 agreement {e.agreement:.2f}% < {t.fp32_min_agreement:g}%")
-        if abs(e.acc_delta) > t.fp32_max_acc_delta:
-            e.failures.append(f"{e.label}: accuracy delta {e.acc_delta:+.2f} pt exceeds {t.fp32_max_acc_delta:g} pt")
-        return
-    rel_gate = {
-        "fp16": ("max", e.max_rel, t.fp16_max_rel, "fp16-max-rel"),
-        "bf16": ("mean", e.mean_rel, t.bf16_mean_rel, "bf16-mean-rel"),
-        "int8": ("mean", e.mean_rel, t.int8_mean_rel, "int8-mean-rel"),
-        "int8-dynamic": ("mean", e.mean_rel, t.int8_mean_rel, "int8-mean-rel"),
-    }.get(e.precision)
-    if rel_gate and rel_gate[1] > rel_gate[2]:
-        which, value, limit, flag = rel_gate
-        e.failures.append(
-            f"{e.label}: {e.precision} {which} |Δlogit| is {value:.3g} of the logit scale > --{flag} {limit:g} "
-            f"({which} |Δ| {e.max_abs if which == 'max' else e.mean_abs:.2g})"
-        )
-    if -e.acc_delta > t.max_acc_drop:
-        e.failures.append(
-            f"{e.label}: {e.precision} accuracy drop {-e.acc_delta:.2f} pt > --max-acc-drop {t.max_acc_drop:g} pt"
-        )
-    if e.agreement < t.min_agreement:
-        e.failures.append(
-            f"{e.label}: {e.precision} top-1 agreement {e.agreement:.2f}% < --min-agreement {t.min_agreement:g}%"
-        )
-
-
 def _check_identity(path: Path, metadata: dict | None, ckpt: dict) -> None:
     """A file exported from another model must not be compared as if it were this one."""
     if metadata is not None and metadata.get("toolkit.model") not in (None, ckpt["model"]["name"]):
@@ -176,49 +103,18 @@ def _check_identity(path: Path, metadata: dict | None, ckpt: dict) -> None:
         )
 
 
-def _targets(run_dir: Path, runtimes, devices, formats, notes: list[str]) -> list[tuple[Format, str, str]]:
-    """(format, runtime, device) for every exported file, runtime that reads it and device, minus the reference."""
-    present = available_devices()
-    for d in devices or ():
-        if d not in present:
-            raise DeviceError(f"device {d!r} is not available here (found: {', '.join(present)})")
-    for r in runtimes or ():
-        check_runtime(r)
-    for f in formats or ():
-        if f not in FORMATS:
-            raise ConfigError(f"unknown format {f!r}; choose one of: {', '.join(FORMATS)}")
-    targets = []
-    for fmt_name, name in TARGETS:
-        fmt = FORMATS[fmt_name]
-        if (runtimes and name not in runtimes) or (formats and fmt_name not in formats):
-            continue
-        if not (run_dir / fmt.filename).is_file():
-            if (formats and fmt_name in formats) or (runtimes and fmt is primary_format(name)):
-                raise ConfigError(f"{run_dir} has no {fmt.filename}; run `toolkit export {run_dir}` first")
-            continue
-        cls = runtime_class(name)
-        for d in devices or present:
-            if d not in cls.devices or (fmt_name, name, d) == ("checkpoint", "eager", "cpu"):  # the reference
-                continue
-            if runs_here(fmt, d):
-                if formats and fmt_name in formats:
-                    notes.append(f"skipped {target_label(fmt_name, name, d)}: {runs_here(fmt, d)}")
-                continue
-            why = cls.unavailable_reason(d)
-            if why is None:
-                targets.append((fmt, name, d))
-            elif devices and runtimes:  # both named explicitly: the user expects it to run
-                raise DeviceError(why)
-            elif f"skipped {name}/{d}: {why}" not in notes:
-                notes.append(f"skipped {name}/{d}: {why}")
+def _targets(run_dir: Path, runtimes, devices, formats, notes: list[str]) -> list[Target]:
+    """Every exported file x runtime x device but the reference (targets.plan), or an error when none is left."""
+    found = plan(run_dir, formats, runtimes, devices)
+    notes.extend(found.skipped)
     # Autocast runs of the checkpoint alone check no export, unless they were asked for by name.
-    if not any(fmt.writer or (formats and fmt.name in formats) for fmt, _, _ in targets):
+    if not any(t.format.writer or (formats and t.format.name in formats) for t in found.targets):
         exports = [f.filename for f in FORMATS.values() if f.writer]
         why = "; ".join(notes) if notes else f"it has none of {', '.join(exports)}"
         raise ConfigError(
             f"nothing to verify in {run_dir}: {why}; run `toolkit export {run_dir}` first (no comparison is not a pass)"
         )
-    return targets
+    return found.targets
 
 
 def verify(
@@ -290,16 +186,16 @@ def verify(
         entries = []
         shared = stack.enter_context(saved_inputs(inputs))  # written once, read by every runtime's process
         # model.onnx is read by three runtimes: hash each file once.
-        hashes = {f.filename: sha256(run_dir / f.filename) for f, _, _ in targets}
-        for fmt, name, device in targets:
-            path = run_dir / fmt.filename
+        hashes = {t.path.name: sha256(t.path) for t in targets}
+        for target in targets:
+            path, fmt, name, device = target.path, target.format, target.runtime, target.device
             entry = RuntimeParity(name, device, fmt.name, fmt.precision, {})
             try:
                 if name == "eager":  # PyTorch itself: no native library of its own to crash
-                    rt = open_runtime(name, path, device, threads, **fmt.options)
+                    rt = open_runtime(name, path, device, threads, **target.options)
                     outputs, entry.details, metadata = [rt.run(x) for x in inputs], rt.describe(), None
                 else:
-                    child = run_in_child(name, path, device, threads, shared, label=entry.label, options=fmt.options)
+                    child = run_in_child(name, path, device, threads, shared, label=entry.label, options=target.options)
                     outputs, entry.details, metadata = child.outputs, child.details, child.metadata
             except ToolkitError as exc:
                 entry.failures.append(str(exc) if str(exc).startswith(entry.label) else f"{entry.label}: {exc}")
@@ -307,7 +203,7 @@ def verify(
                 continue
             _check_identity(path, metadata, ckpt)
             _compare(entry, path, hashes[path.name], outputs, ref_logits, labels, ref_acc, manifest, scale)
-            _judge(entry, thresholds)
+            entry.failures.extend(fmt.gate.judge(entry, thresholds))
             if entry.file_matches_manifest is False and not allow_modified:
                 entry.failures.append(
                     f"{entry.label}: {path.name} is not the file export checked (its sha256 differs from "

@@ -81,7 +81,7 @@ def _worker(spec: dict, queue) -> None:
 
 
 def _run(spec: dict) -> dict:
-    from toolkit.export.formats import open_runtime
+    from toolkit.targets.runtimes import open_runtime
 
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])

@@ -1,9 +1,8 @@
-"""The registries: each format's file, the function that writes it, what it promises; each runtime's class.
+"""The format registry: each format's file, the function that writes it, the runtimes that read it, its gate.
 
-One line per format and one per runtime. Adding a format touches its writer (export/<format>.py) and its
-line here; adding a consumer, its runtime (runtimes/<runtime>.py), its line in RUNTIME_CLASSES and the
-formats it reads. Import strings keep heavy packages (onnx, onnxruntime, openvino, cv2) out of every
-command that does not use them.
+One line per format. A new format is its writer (export/<format>.py) and its line here; a new consumer, its
+runtime (runtimes/<runtime>.py) and its line in runtimes.py. Writers are named by import string, so heavy
+packages load only where a format is used.
 
 A *target* is a (format, runtime) pair: onnxruntime runs model.onnx and the quantized files, OpenVINO and
 OpenCV run model.onnx, eager runs the checkpoint in fp32 and, where the hardware has them, in bf16/fp16.
@@ -12,23 +11,15 @@ Its label is "runtime/device" for the runtime's fp32 file and "runtime[int8]/dev
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
+import importlib.util
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from toolkit.core.errors import ConfigError
 from toolkit.core.runs import CHECKPOINT
-from toolkit.runtimes.base import Runtime
-
-RUNTIME_CLASSES = {
-    "eager": "toolkit.runtimes.eager:EagerRuntime",
-    "torchscript": "toolkit.runtimes.torchscript:TorchScriptRuntime",
-    "onnxruntime": "toolkit.runtimes.onnxruntime:OnnxRuntime",
-    "openvino": "toolkit.runtimes.openvino:OpenVinoRuntime",
-    "opencv": "toolkit.runtimes.opencv:OpenCvRuntime",
-}
-RUNTIMES = tuple(RUNTIME_CLASSES)
+from toolkit.targets.gates import GATES, Gate
+from toolkit.targets.runtimes import check_runtime, load_object
 
 # onnxruntime's CPU provider has no fp16 kernels: it wraps each node in casts back to fp32. The answers are
 # right (verify checks them) but the speed says nothing about fp16, so bench does not time it.
@@ -41,15 +32,27 @@ class Format:
     filename: str  # the file in a run folder
     writer: str | None  # "module:function" that writes it; None for the checkpoint, which training writes
     runtimes: tuple[str, ...]  # runtimes that load it; the first one checks it at export
-    precision: str = "fp32"  # fp32 files are gated on logits; the others on accuracy drop and agreement
+    precision: str = "fp32"  # picks the gate: fp32 files are gated on logits, the others relative to their scale
     source: str | None = None  # the format it is made from (the quantizers read model.onnx), None: the checkpoint
     not_timed: dict[tuple[str, str], str] = field(default_factory=dict)  # (runtime, device) -> why bench skips it
     options: dict[str, Any] = field(default_factory=dict)  # passed to the runtime (eager's autocast dtype)
     native_only: bool = False  # checked and timed only on devices that compute this precision in hardware
+    requires: str | None = None  # the optional package (and extra of the same name) its writer needs
 
     @property
     def reduced(self) -> bool:
         return self.precision != "fp32"
+
+    @property
+    def gate(self) -> Gate:
+        """How verify holds this file to what it promises (gates.py)."""
+        return GATES[self.precision]
+
+    def missing(self) -> str | None:
+        """Why this format cannot be written here (its optional package is absent), or None."""
+        if self.requires and importlib.util.find_spec(self.requires) is None:
+            return f"{self.name} needs {self.requires} (pip install -e '.[{self.requires}]')"
+        return None
 
 
 FORMATS: dict[str, Format] = {
@@ -67,6 +70,8 @@ FORMATS: dict[str, Format] = {
         Format(
             "torchscript-fp16", "model.ts", None, ("torchscript",), "fp16", options={"amp": "fp16"}, native_only=True
         ),
+        Format("pt2", "model.pt2", "toolkit.export.torch_export:write", ("torch-export",)),
+        Format("aoti", "model-aoti.pt2", "toolkit.export.aoti:write", ("aoti",)),
         Format("onnx", "model.onnx", "toolkit.export.onnx:write", ("onnxruntime", "openvino", "opencv")),
         Format(
             "onnx-int8",
@@ -93,31 +98,73 @@ FORMATS: dict[str, Format] = {
             source="onnx",
             not_timed={("onnxruntime", "cpu"): _NO_FP16_ON_CPU},
         ),
+        Format("pte", "model.pte", "toolkit.export.executorch:write", ("executorch",), requires="executorch"),
+        Format(
+            "pte-int8",
+            "model-int8.pte",
+            "toolkit.export.executorch:write_int8",
+            ("executorch",),
+            precision="int8",
+            requires="executorch",
+        ),
     ]
 }
 EXPORT_FORMATS = tuple(name for name, f in FORMATS.items() if f.writer is not None)
-# What `toolkit export` writes when no --format is given: the fp32 files; low precision is asked for.
-DEFAULT_FORMATS = tuple(name for name in EXPORT_FORMATS if not FORMATS[name].reduced)
+# What `toolkit export` writes when no --format is given: the two files every consumer reads, in seconds.
+# The PyTorch 2 files (an AOTInductor package compiles C++ for a minute) and low precision are asked for.
+DEFAULT_FORMATS = ("torchscript", "onnx")
+# Names for sets of formats: --format fp32, --format all.
+FORMAT_SETS = {
+    "default": DEFAULT_FORMATS,
+    "fp32": tuple(name for name in EXPORT_FORMATS if not FORMATS[name].reduced),
+    "all": EXPORT_FORMATS,
+}
 TARGETS = tuple((f.name, r) for f in FORMATS.values() for r in f.runtimes)
 
 
-def _load(target: str) -> Any:
-    module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)
+def expand_formats(spec: str | Iterable[str] | None) -> tuple[tuple[str, ...], list[str]]:
+    """(formats, notes) for "onnx,pte-int8", "fp32", "all" or a list of names; None is the default set.
+
+    A set (fp32, all) leaves out what cannot be written here (a missing optional package), with a note;
+    a format named on its own that cannot be written is an error with the install line."""
+    if spec is None:
+        return DEFAULT_FORMATS, []
+    parts = [p.strip() for p in (spec.split(",") if isinstance(spec, str) else spec) if p and p.strip()]
+    if not parts:
+        raise ConfigError(f"no format given; choose one of: {', '.join(EXPORT_FORMATS)}, or {', '.join(FORMAT_SETS)}")
+    names, notes = [], []
+    for part in parts:
+        if part in FORMAT_SETS:
+            for name in FORMAT_SETS[part]:
+                why = FORMATS[name].missing()
+                if why is None:
+                    names.append(name)
+                elif f"skipped {why}" not in notes:
+                    notes.append(f"skipped {why}")
+        else:
+            fmt = get_format(part)
+            if why := fmt.missing():
+                raise ConfigError(why)
+            names.append(part)
+    return tuple(dict.fromkeys(names)), notes
 
 
 def get_format(name: str) -> Format:
     if name not in FORMATS or FORMATS[name].writer is None:
-        raise ConfigError(f"unknown format {name!r}; choose one of: {', '.join(EXPORT_FORMATS)}, fp32 or all")
+        raise ConfigError(
+            f"unknown format {name!r}; choose one of: {', '.join(EXPORT_FORMATS)}, or {', '.join(FORMAT_SETS)}"
+        )
     return FORMATS[name]
 
 
 def writer(fmt: Format) -> Callable[..., dict[str, Any]]:
-    return _load(fmt.writer)
+    return load_object(fmt.writer)
 
 
 def validator(fmt: Format) -> Callable[..., None]:
     """The writer module's `validate(**options)`, which rejects bad options before any work; a no-op if none."""
+    if fmt.missing():  # its module imports the optional package
+        return lambda **_: None
     module = importlib.import_module(fmt.writer.split(":")[0])
     return getattr(module, "validate", lambda **_: None)
 
@@ -126,11 +173,6 @@ def primary_format(runtime: str) -> Format:
     """The fp32 format a runtime loads (the first one listing it)."""
     check_runtime(runtime)
     return next(f for f in FORMATS.values() if runtime in f.runtimes)
-
-
-def check_runtime(name: str) -> None:
-    if name not in RUNTIME_CLASSES:
-        raise ConfigError(f"unknown runtime {name!r}; choose one of: {', '.join(RUNTIMES)}")
 
 
 def target_label(fmt: str, runtime: str, device: str) -> str:
@@ -147,16 +189,3 @@ def runs_here(fmt: Format, device: str) -> str | None:
     if fmt.native_only and fmt.precision not in native_half_precisions(device):
         return f"{device} has no native {fmt.precision} (on CPUs: AMX or AVX-512-bf16); not checked or timed"
     return None
-
-
-def runtime_class(name: str) -> type[Runtime]:
-    """A registered runtime's class; "module:Class" loads one from outside the registry (a plug-in, a test)."""
-    if ":" in name and name not in RUNTIME_CLASSES:
-        return _load(name)
-    check_runtime(name)
-    return _load(RUNTIME_CLASSES[name])
-
-
-def open_runtime(name: str, path, device: str = "cpu", threads: int | None = None, **options) -> Runtime:
-    """Load `path` into runtime `name` on `device`."""
-    return runtime_class(name)(path, device, threads, **options)

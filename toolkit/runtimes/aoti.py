@@ -1,0 +1,85 @@
+"""AOTInductor's runtime: a model-aoti.pt2 package loaded with torch._inductor.aoti_load_package.
+
+Before loading, the package's metadata (a JSON file inside the zip, written by export/aoti.py) is read:
+a package compiled for another device, or with -march=native on a CPU with an extension this one lacks,
+is refused with one line, where running it would end in an illegal instruction.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+import zipfile
+from pathlib import Path
+
+import torch
+
+from toolkit.core.device import pick_device, synchronize
+from toolkit.core.errors import ConfigError, ToolkitError, first_line
+from toolkit.core.machine import isa_extensions
+from toolkit.runtimes.base import Runtime
+
+
+def package_metadata(path) -> dict[str, str]:
+    """The metadata AOTInductor stored in the package (AOTI_DEVICE_KEY, toolkit.isa, ...); {} if none."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            for name in z.namelist():
+                if name.endswith("metadata.json"):
+                    meta = json.loads(z.read(name))
+                    if "AOTI_DEVICE_KEY" in meta:
+                        return meta
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise ToolkitError(f"{path}: not an AOTInductor package ({first_line(exc)}); re-run toolkit export") from None
+    return {}
+
+
+def refusal(meta: dict[str, str], device: str) -> str | None:
+    """Why a package with `meta` must not run on `device` of this machine, or None."""
+    built = meta.get("AOTI_DEVICE_KEY", meta.get("toolkit.device", "cpu"))
+    if built != device:
+        return f"it was compiled for {built}, not {device}"
+    if device == "cpu":
+        missing = sorted(set(meta.get("toolkit.isa", "").split()) - set(isa_extensions()))
+        if missing:
+            where = meta.get("toolkit.cpu", "another CPU")
+            return f"it was compiled for {where}, and this CPU lacks {', '.join(missing)}"
+    return None
+
+
+class AotiRuntime(Runtime):
+    name = "aoti"
+    devices = ("cpu", "cuda")
+
+    def __init__(self, path, device="cpu", threads=None):
+        super().__init__(path, device, threads)
+        self.metadata = package_metadata(path)
+        if why := refusal(self.metadata, device):
+            raise ConfigError(f"{path}: {why}; re-run `toolkit export <run> --format aoti` on this machine")
+        self.torch_device = pick_device(device)
+        if threads:
+            torch.set_num_threads(threads)  # Inductor's CPU kernels use OpenMP, which this sets
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                # From bytes: Inductor warns about names not ending in .pt2, such as export's temp file.
+                self.model = torch._inductor.aoti_load_package(io.BytesIO(Path(path).read_bytes()))
+        except Exception as exc:
+            raise ToolkitError(
+                f"{path}: AOTInductor cannot load it ({first_line(exc)}); re-run toolkit export"
+            ) from None
+
+    @torch.inference_mode()
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x.to(self.torch_device)).float().cpu()
+        synchronize(self.torch_device)
+        return out
+
+    def describe(self):
+        return {
+            "runtime": self.name,
+            "device": self.device,
+            "provider": f"AOTInductor, torch {torch.__version__}",
+            "threads": torch.get_num_threads(),
+        }

@@ -1,0 +1,112 @@
+"""Each format's gate: the figures verify holds a file to, given what its precision promises.
+
+fp32 files must reproduce eager's logits (max |Δ| within atol), its top-1 classes and its accuracy.
+Reduced-precision files are held to accuracy drop and top-1 agreement (MLPerf's closed division asks
+>= 99 % of the fp32 accuracy; 0.5 pt is stricter here) and to their logits relative to the reference's logit
+scale (the standard deviation of its logits): fp16 by the largest difference, INT8 and bf16 by the mean, sized
+from what each precision does to honest files (README, "Low precision"). Accuracy alone passes a weakly
+trained model whose INT8 file was tampered with. The numbers are Thresholds, which the user may override.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+from toolkit.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    atol: float = 1e-4  # fp32 files: max |logit difference| allowed against eager fp32 CPU
+    fp32_min_agreement: float = 99.9  # fp32 files: percent of samples whose top-1 class must match
+    fp32_max_acc_delta: float = 0.1  # fp32 files: accuracy points they may differ by, either way
+    max_acc_drop: float = 0.5  # INT8/fp16 files: accuracy points they may lose
+    min_agreement: float = 97.0  # INT8/fp16 files: top-1 agreement with eager fp32, percent
+    # Relative to the logit scale (std of the reference logits); defaults sized in the README from honest files.
+    fp16_max_rel: float = 0.03  # fp16 files: max |Δlogit| / scale
+    # bf16 autocast: mean, not max: 8 mantissa bits to fp16's 11 leave rare outliers in deep nets (0.31 of the
+    # scale on a 56-layer ResNet whose mean was 1e-3); the checkpoint it runs is the reference, not a new file.
+    bf16_mean_rel: float = 0.02
+    int8_mean_rel: float = 0.2  # INT8 files: mean |Δlogit| / scale
+
+    def __post_init__(self):
+        for name in ("atol", "fp32_max_acc_delta", "max_acc_drop", "fp16_max_rel", "bf16_mean_rel", "int8_mean_rel"):
+            value = getattr(self, name)
+            if not 0 <= value < math.inf:
+                raise ConfigError(f"--{flag(name)} must be a finite number >= 0, got {value}")
+        for name in ("fp32_min_agreement", "min_agreement"):
+            value = getattr(self, name)
+            if not 0 <= value <= 100:
+                raise ConfigError(f"--{flag(name)} must be a percentage in [0, 100], got {value}")
+
+
+def flag(field_name: str) -> str:
+    return field_name.replace("_", "-")
+
+
+class Figures(Protocol):
+    """What verify measured for one target (verify.parity.RuntimeParity has these)."""
+
+    label: str
+    accuracy: float
+    acc_delta: float
+    agreement: float
+    max_abs: float
+    mean_abs: float
+    max_rel: float
+    mean_rel: float
+    worst_batch: int
+    non_finite: int
+    non_finite_batch: int | None
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What a precision promises: its logits (fp32), or a figure relative to the logit scale (`relative`:
+    "max" or "mean", checked against the Thresholds field `limit`) plus accuracy drop and agreement."""
+
+    precision: str
+    relative: str | None = None
+    limit: str | None = None
+
+    def judge(self, e: Figures, t: Thresholds) -> list[str]:
+        """One line per broken promise, naming the target, the figure and the threshold's option."""
+        failures = []
+        if e.non_finite:
+            failures.append(f"{e.label}: {e.non_finite} NaN/inf logits (first on batch {e.non_finite_batch})")
+        if self.relative is None:
+            if e.max_abs > t.atol:
+                failures.append(f"{e.label}: max |diff| {e.max_abs:.2g} > atol {t.atol:g} on batch {e.worst_batch}")
+            if e.agreement < t.fp32_min_agreement:
+                failures.append(f"{e.label}: top-1 agreement {e.agreement:.2f}% < {t.fp32_min_agreement:g}%")
+            if abs(e.acc_delta) > t.fp32_max_acc_delta:
+                failures.append(f"{e.label}: accuracy delta {e.acc_delta:+.2f} pt exceeds {t.fp32_max_acc_delta:g} pt")
+            return failures
+        value = e.max_rel if self.relative == "max" else e.mean_rel
+        limit = getattr(t, self.limit)
+        if value > limit:
+            absolute = e.max_abs if self.relative == "max" else e.mean_abs
+            failures.append(
+                f"{e.label}: {self.precision} {self.relative} |Δlogit| is {value:.3g} of the logit scale > "
+                f"--{flag(self.limit)} {limit:g} ({self.relative} |Δ| {absolute:.2g})"
+            )
+        if -e.acc_delta > t.max_acc_drop:
+            failures.append(
+                f"{e.label}: {self.precision} accuracy drop {-e.acc_delta:.2f} pt > --max-acc-drop {t.max_acc_drop:g} pt"
+            )
+        if e.agreement < t.min_agreement:
+            failures.append(
+                f"{e.label}: {self.precision} top-1 agreement {e.agreement:.2f}% < --min-agreement {t.min_agreement:g}%"
+            )
+        return failures
+
+
+GATES = {
+    "fp32": Gate("fp32"),
+    "fp16": Gate("fp16", "max", "fp16_max_rel"),
+    "bf16": Gate("bf16", "mean", "bf16_mean_rel"),
+    "int8": Gate("int8", "mean", "int8_mean_rel"),
+    "int8-dynamic": Gate("int8-dynamic", "mean", "int8_mean_rel"),
+}
