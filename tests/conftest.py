@@ -70,12 +70,42 @@ def postgres():
 
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory):
-    """A tiny tutorial-CNN run exported to every format, the low-precision ones through the CLI."""
+    """A tiny tutorial-CNN run exported to TorchScript and every ONNX file, the low-precision ones through the CLI.
+    (The PyTorch 2 files of every model: `every_model_exported`.)"""
     from tests.helpers import exported_tiny_run
 
     return exported_tiny_run(
-        tmp_path_factory.mktemp("runs"), "tutorial-cnn", "--format", "all", "--calibration-images", "64"
+        tmp_path_factory.mktemp("runs"), "tutorial-cnn", "--format", ONNX_AND_TORCHSCRIPT, "--calibration-images", "64"
     )
+
+
+ONNX_AND_TORCHSCRIPT = "torchscript,onnx,onnx-int8,onnx-int8-dynamic,onnx-fp16"
+
+
+@pytest.fixture(scope="session")
+def every_model_exported(tmp_path_factory):
+    """Every registry model trained for one step and exported to every fp32 format and pte-int8: ({model: run
+    folder}, {model: the trained module}). Once per session: AOTInductor compiles C++ for each model.
+
+    The reference is the model object training returned, never re-read from the checkpoint: the eager
+    runtime is checked against it too, so a checkpoint that saves or loads the wrong weights fails here.
+    """
+    from tests.helpers import TINY
+    from toolkit.export import export
+    from toolkit.models import list_models
+    from toolkit.targets.formats import FORMATS
+    from toolkit.train import train
+
+    out = tmp_path_factory.mktemp("every-model")
+    runs, trained = {}, {}
+    int8 = () if FORMATS["pte-int8"].missing() else ("pte-int8",)  # without executorch: skipped by the tests
+    for name in list_models():
+        result = train(model=name, out=str(out), run_name=name, **TINY)
+        export(result.run_dir, "fp32")
+        if int8:
+            export(result.run_dir, int8, calibration_images=32)
+        runs[name], trained[name] = result.run_dir, result.model.cpu().eval()
+    return runs, trained
 
 
 @pytest.fixture

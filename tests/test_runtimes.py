@@ -1,30 +1,19 @@
-"""One interface test over every runtime x every registry model: the shared contract, checked for all."""
+"""One interface test over every runtime x every registry model: the shared contract, checked for all.
+
+The runs (conftest.every_model_exported) hold every fp32 file, PyTorch 2 included, and pte-int8."""
 
 import pytest
 import torch
 
-from tests.helpers import TINY
 from toolkit.export import export
 from toolkit.models import list_models
 from toolkit.targets.formats import primary_format
 from toolkit.targets.runtimes import RUNTIMES, open_runtime, runtime_class
-from toolkit.train import train
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """Every registry model trained for one step and exported to every format (dynamo ONNX).
-
-    The reference is the model object training returned, never re-read from the checkpoint: the eager
-    runtime is checked against it too, so a checkpoint that saves or loads the wrong weights fails here.
-    """
-    out = tmp_path_factory.mktemp("runs")
-    runs, trained = {}, {}
-    for name in list_models():
-        result = train(model=name, out=str(out), run_name=name, **TINY)
-        export(result.run_dir)
-        runs[name], trained[name] = result.run_dir, result.model.cpu().eval()
-    return runs, trained
+def exported(every_model_exported):
+    return every_model_exported
 
 
 # OpenVINO 2026.4's CPU plugin moves this one-step fast-cnn's logits by ~8e-4 (measured; the gap opens at the

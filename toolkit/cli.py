@@ -42,6 +42,37 @@ AllowModified = Annotated[
 ]
 
 
+Device = Annotated[Optional[str], Opt(help="auto (cuda > mps > cpu) | cpu | cuda[:N] | mps [auto].")]
+Devices = Annotated[
+    Optional[list[str]],
+    Opt("--device", metavar="DEVICE", help="cpu | cuda | mps; repeat for several [every available one]."),
+]
+DataDir = Annotated[
+    Optional[str], Opt(help="Folder holding cifar-10-batches-py/ [the run's, else $TOOLKIT_DATA or ./data].")
+]
+Dataset = Annotated[Optional[str], Opt(help="cifar10 | cifar100 | synthetic [cifar10].")]
+LimitTrain = Annotated[Optional[int], Opt(help="Use the first N training images [all].")]
+LimitTest = Annotated[Optional[int], Opt(help="Use the first N test images [all].")]
+Threads = Annotated[Optional[int], Opt(help="CPU threads for every runtime [all cores].")]
+Runtimes = Annotated[
+    Optional[list[str]],
+    Opt(
+        "--runtime",
+        metavar="RUNTIME",
+        help="Runtime; repeat for several (see `toolkit formats`) [every installed one].",
+    ),
+]
+Formats = Annotated[
+    Optional[list[str]],
+    Opt(
+        "--format",
+        metavar="FORMAT",
+        help="Format, comma-separated or repeated (see `toolkit formats`), or a set: default, fp32, all [default: "
+        "torchscript,onnx for export; every exported file for verify].",
+    ),
+]
+Out = Annotated[Optional[str], Opt(help="Artifacts folder [artifacts].")]
+
 # The speed switches: left out, each is decided by timing on this machine (toolkit/train/speed.py).
 Amp = Annotated[
     Optional[str],
@@ -73,16 +104,14 @@ def train(
     label_smoothing: Annotated[Optional[float], Opt(help="Label smoothing [recipe].")] = None,
     augment: Annotated[Optional[bool], Opt("--augment/--no-augment", help="Crop+flip [recipe].")] = None,
     normalize: Annotated[Optional[bool], Opt("--normalize/--no-normalize", help="Mean/std [recipe].")] = None,
-    device: Annotated[Optional[str], Opt(help="auto (cuda > mps > cpu) | cpu | cuda[:N] | mps [auto].")] = None,
-    dataset: Annotated[Optional[str], Opt(help="cifar10 | cifar100 | synthetic [cifar10].")] = None,
-    data_dir: Annotated[
-        Optional[str], Opt(help="Folder holding cifar-10-batches-py/ [$TOOLKIT_DATA or ./data].")
-    ] = None,
+    device: Device = None,
+    dataset: Dataset = None,
+    data_dir: DataDir = None,
     download: Annotated[
         Optional[bool], Opt("--download/--no-download", help="Try torchvision's download if missing [yes].")
     ] = None,
-    limit_train: Annotated[Optional[int], Opt(help="Use the first N training images.")] = None,
-    limit_test: Annotated[Optional[int], Opt(help="Use the first N test images.")] = None,
+    limit_train: LimitTrain = None,
+    limit_test: LimitTest = None,
     val_size: Annotated[
         Optional[int], Opt(help="Hold out N training images (stratified, fixed by --seed) for validation.")
     ] = None,
@@ -155,11 +184,11 @@ def reproduce(
     model: Annotated[str, typer.Argument(help="Registry model with a published figure (see `toolkit models`).")],
     seeds: Annotated[int, Opt(help="Seeds 0..N-1, each a full run.")] = 3,
     epochs: Annotated[Optional[float], Opt(help="Epochs [recipe]; fewer for a quick check.")] = None,
-    device: Annotated[Optional[str], Opt(help="auto | cpu | cuda[:N] | mps [auto].")] = None,
-    dataset: Annotated[Optional[str], Opt(help="cifar10 | cifar100 | synthetic [cifar10].")] = None,
-    data_dir: Annotated[Optional[str], Opt(help="Folder holding cifar-10-batches-py/.")] = None,
-    limit_train: Annotated[Optional[int], Opt(help="Use the first N training images.")] = None,
-    limit_test: Annotated[Optional[int], Opt(help="Use the first N test images.")] = None,
+    device: Device = None,
+    dataset: Dataset = None,
+    data_dir: DataDir = None,
+    limit_train: LimitTrain = None,
+    limit_test: LimitTest = None,
     amp: Amp = None,
     channels_last: ChannelsLast = None,
     compile: Compile = None,
@@ -231,50 +260,72 @@ def models():
 
 
 @app.command()
+def formats():
+    """List the formats export writes, the runtimes that read each, and what is installed here."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from toolkit.targets.formats import EXPORT_FORMATS, FORMAT_SETS, FORMATS
+    from toolkit.targets.runtimes import runtime_class
+
+    table = Table("format", "file", "precision", "runtimes (x: not installed here)", "in sets")
+    for name in EXPORT_FORMATS:
+        f = FORMATS[name]
+        readers = [r if runtime_class(r).unavailable_reason("cpu") is None else f"{r} (x)" for r in f.runtimes]
+        if f.missing():
+            readers.append(f"writer needs {f.requires}")
+        sets = ", ".join(k for k, v in FORMAT_SETS.items() if name in v)
+        table.add_row(name, f.filename, f.precision, ", ".join(readers), sets)
+    Console().print(table)
+
+
+@app.command()
 def export(
     source: Annotated[
         Optional[str], typer.Argument(help="Run folder or checkpoint [newest trained run in artifacts/].")
     ] = None,
-    format: Annotated[
-        str,
-        Opt(
-            help="Comma-separated: torchscript, onnx, onnx-int8, onnx-int8-dynamic, onnx-fp16; "
-            "fp32 (torchscript,onnx) or all."
-        ),
-    ] = "fp32",
-    exporter: Annotated[str, Opt(help="ONNX exporter: dynamo | torchscript (torch.onnx.export dynamo=).")] = "dynamo",
-    opset: Annotated[int, Opt(help="ONNX opset (20 writes GELU as one node, which OpenCV needs).")] = 20,
-    ts_mode: Annotated[str, Opt(help="TorchScript: trace | script.")] = "trace",
-    calibration_images: Annotated[int, Opt(help="onnx-int8: training images to calibrate on.")] = 1024,
+    format: Formats = None,
+    exporter: Annotated[
+        Optional[str], Opt(help="ONNX exporter: dynamo | torchscript (torch.onnx.export dynamo=) [dynamo].")
+    ] = None,
+    opset: Annotated[
+        Optional[int], Opt(help="ONNX opset (20 writes GELU as one node, which OpenCV needs) [20].")
+    ] = None,
+    ts_mode: Annotated[Optional[str], Opt(help="TorchScript: trace | script [trace].")] = None,
+    calibration_images: Annotated[
+        Optional[int], Opt(help="onnx-int8, pte-int8: training images to calibrate on [1024].")
+    ] = None,
     int8_preset: Annotated[
-        str, Opt(help="onnx-int8: auto (from the CPU) | u8s8-rr | s8s8 | u8s8 (activations x weights).")
-    ] = "auto",
-    calibration: Annotated[str, Opt(help="onnx-int8: minmax | percentile | entropy.")] = "minmax",
-    data_dir: Annotated[Optional[str], Opt(help="onnx-int8: data folder [the run's].")] = None,
+        Optional[str],
+        Opt(help="onnx-int8: auto (from the CPU) | u8s8-rr | s8s8 | u8s8 (activations x weights) [auto]."),
+    ] = None,
+    calibration: Annotated[Optional[str], Opt(help="onnx-int8: minmax | percentile | entropy [minmax].")] = None,
+    data_dir: DataDir = None,
+    threads: Threads = None,
 ):
-    """Export a run (model.ts, model.onnx, INT8/fp16 ONNX); each file is re-loaded and checked against eager first."""
+    """Export a run (TorchScript, ONNX, torch.export, AOTInductor, ExecuTorch; fp32, INT8, fp16); each file is
+    re-loaded and checked against eager first."""
     from toolkit.core.runs import latest_run
-    from toolkit.export import DEFAULT_FORMATS, EXPORT_FORMATS
     from toolkit.export import export as run_export
 
     with user_errors():
         if source is None:
             source = str(latest_run())
             typer.echo(f"using the newest trained run: {source}")
-        named = {"fp32": DEFAULT_FORMATS, "all": EXPORT_FORMATS}
-        formats = tuple(
-            f for part in format.split(",") if part.strip() for f in named.get(part.strip(), (part.strip(),))
-        )
         result = run_export(
             source,
-            formats,
-            exporter=exporter,
-            opset=opset,
-            ts_mode=ts_mode,
-            calibration_images=calibration_images,
-            int8_preset=int8_preset,
-            calibration=calibration,
-            data_dir=data_dir,
+            format,
+            progress=typer.echo,
+            **_given(
+                exporter=exporter,
+                opset=opset,
+                ts_mode=ts_mode,
+                calibration_images=calibration_images,
+                int8_preset=int8_preset,
+                calibration=calibration,
+                data_dir=data_dir,
+                threads=threads,
+            ),
         )
     for fmt, path in result.files.items():
         c = result.checks[fmt]
@@ -283,6 +334,8 @@ def export(
         else:
             check = f"run, top-1 agreement {c['top1_agreement']:.1f}% on random images (verify gates it)"
         preset = f", {c['int8_preset']}: {c['int8_preset_reason']}" if "int8_preset" in c else ""
+        if "compile_seconds" in c:
+            preset += f", compiled in {c['compile_seconds']:.0f} s with {c['compiler']} for this CPU"
         typer.echo(
             f"{fmt}: {path}  (re-loaded in {c['checked_with']}; batches "
             f"{'/'.join(map(str, c['batch_sizes']))} {check}, {c['seconds']:.1f} s{preset})"
@@ -295,11 +348,11 @@ def export(
 @app.command()
 def verify(
     run_dir: Annotated[Optional[str], typer.Argument(help="Run folder [newest trained run in artifacts/].")] = None,
-    runtime: Annotated[Optional[list[str]], Opt(help="Runtimes to check [every installed one].")] = None,
-    device: Annotated[Optional[list[str]], Opt(help="Devices [every available one].")] = None,
-    format: Annotated[Optional[list[str]], Opt(help="Files to check, by format [every exported one].")] = None,
-    limit: Annotated[Optional[int], Opt(help="Use the first N test images [all].")] = None,
-    data_dir: Annotated[Optional[str], Opt(help="Data folder [the run's, else $TOOLKIT_DATA or ./data].")] = None,
+    runtime: Runtimes = None,
+    device: Devices = None,
+    format: Formats = None,
+    limit: LimitTest = None,
+    data_dir: DataDir = None,
     atol: Annotated[Optional[float], Opt(help="fp32 files: max |logit difference| [1e-4].")] = None,
     fp32_min_agreement: Annotated[Optional[float], Opt(help="fp32 files: min top-1 agreement, percent [99.9].")] = None,
     fp32_max_acc_delta: Annotated[
@@ -313,8 +366,8 @@ def verify(
     bf16_mean_rel: Annotated[Optional[float], Opt(help="bf16 autocast: mean |Δlogit| / logit scale [0.02].")] = None,
     int8_mean_rel: Annotated[Optional[float], Opt(help="INT8 files: mean |Δlogit| / logit scale [0.2].")] = None,
     allow_modified: AllowModified = False,
-    batch_size: Annotated[int, Opt(help="Images per batch.")] = 500,
-    threads: Annotated[Optional[int], Opt(help="CPU threads for every runtime [all cores].")] = None,
+    batch_size: Annotated[Optional[int], Opt(help="Images per batch [500].")] = None,
+    threads: Threads = None,
 ):
     """Check every exported file x runtime x device against eager fp32 CPU on the test set; exit 1 on a failure."""
     from rich.console import Console
@@ -348,9 +401,8 @@ def verify(
                     int8_mean_rel=int8_mean_rel,
                 )
             ),
-            batch_size=batch_size,
-            threads=threads,
             allow_modified=allow_modified,
+            **_given(batch_size=batch_size, threads=threads),
         )
     table = Table(*PARITY_COLUMNS, title=f"{result.model}: {result.samples} test images")
     for row in parity_rows(result):
@@ -380,7 +432,7 @@ def predict(
     ] = None,
     top_k: Annotated[int, Opt(help="Classes to show per image.")] = 3,
     json_lines: Annotated[bool, Opt("--json", help="One JSON object per image on stdout.")] = False,
-    threads: Annotated[Optional[int], Opt(help="CPU threads [all cores].")] = None,
+    threads: Threads = None,
     allow_modified: AllowModified = False,
 ):
     """Classify images with an exported model; exit 1 if any file could not be classified."""
@@ -436,10 +488,10 @@ def sweep(
         Optional[float],
         Opt(help="Seconds a running trial's worker may be silent before its trial is failed and re-run [120]."),
     ] = None,
-    dataset: Annotated[Optional[str], Opt(help="cifar10 | cifar100 | synthetic [cifar10].")] = None,
-    data_dir: Annotated[Optional[str], Opt(help="Folder holding cifar-10-batches-py/.")] = None,
-    limit_train: Annotated[Optional[int], Opt(help="Use the first N training images.")] = None,
-    device: Annotated[Optional[str], Opt(help="auto | cpu | cuda[:N] | mps [auto].")] = None,
+    dataset: Dataset = None,
+    data_dir: DataDir = None,
+    limit_train: LimitTrain = None,
+    device: Device = None,
     out: Annotated[str, Opt(help="Artifacts folder; trials go to OUT/sweeps/STUDY/trial-K.")] = "artifacts",
 ):
     """Tune a model's hyperparameters on Optuna; trials are scored on validation, the best one tested once."""
@@ -576,27 +628,28 @@ def bench(
         Optional[str], typer.Argument(help="Run folder with exports [newest run in artifacts/].")
     ] = None,
     model: Annotated[Optional[str], Opt(help="Benchmark a fresh (untrained) model of this registry entry.")] = None,
-    runtime: Annotated[Optional[list[str]], Opt(help="Runtimes [every exported one].")] = None,
-    device: Annotated[Optional[list[str]], Opt(help="Devices [every available one].")] = None,
-    batch_sizes: Annotated[str, Opt(help="Comma-separated inference batch sizes.")] = "1,32,256",
-    threads: Annotated[Optional[int], Opt(help="CPU threads for every runtime [all cores].")] = None,
-    rounds: Annotated[int, Opt(help="Timed calls per case.")] = 30,
-    warmup: Annotated[int, Opt(help="Untimed calls per case after the first.")] = 5,
-    budget: Annotated[float, Opt(help="Max seconds of timed calls per case.")] = 15.0,
+    runtime: Runtimes = None,
+    device: Devices = None,
+    batch_sizes: Annotated[Optional[str], Opt(help="Comma-separated inference batch sizes [1,32,256].")] = None,
+    threads: Threads = None,
+    rounds: Annotated[Optional[int], Opt(help="Timed calls per case [30].")] = None,
+    warmup: Annotated[Optional[int], Opt(help="Untimed calls per case after the first [5].")] = None,
+    budget: Annotated[Optional[float], Opt(help="Max seconds of timed calls per case [15].")] = None,
     variants: Annotated[
-        bool, Opt("--variants/--no-variants", help="Also ORT opt levels, channels_last, bf16.")
-    ] = False,
-    train: Annotated[bool, Opt("--train/--no-train", help="Also time training steps.")] = True,
-    train_steps: Annotated[int, Opt(help="Timed training steps per case.")] = 10,
+        Optional[bool],
+        Opt("--variants/--no-variants", help="Also each runtime's variants: ORT opt levels, channels_last, bf16 [no]."),
+    ] = None,
+    train: Annotated[Optional[bool], Opt("--train/--no-train", help="Also time training steps [yes].")] = None,
+    train_steps: Annotated[Optional[int], Opt(help="Timed training steps per case [10].")] = None,
     out: Annotated[str, Opt(help="Artifacts folder (for --model runs and the default run).")] = "artifacts",
     time_to_accuracy: Annotated[
         Optional[float],
         Opt(help="Instead: train --model until this test accuracy (0.94 or 94) and report the seconds it took."),
     ] = None,
-    data_dir: Annotated[Optional[str], Opt(help="Time-to-accuracy: data folder.")] = None,
-    dataset: Annotated[str, Opt(help="Time-to-accuracy: cifar10 | cifar100 | synthetic.")] = "cifar10",
+    data_dir: DataDir = None,
+    dataset: Dataset = None,
     epochs: Annotated[Optional[int], Opt(help="Time-to-accuracy: epoch budget [recipe].")] = None,
-    limit_train: Annotated[Optional[int], Opt(help="Time-to-accuracy: first N training images.")] = None,
+    limit_train: LimitTrain = None,
     amp: Amp = None,
     channels_last: ChannelsLast = None,
     compile: Compile = None,
@@ -630,14 +683,16 @@ def bench(
         cfg = BenchConfig(
             runtimes=tuple(runtime) if runtime else None,
             devices=tuple(device) if device else None,
-            batch_sizes=_int_list(batch_sizes, "--batch-sizes"),
-            threads=threads,
-            rounds=rounds,
-            warmup=warmup,
-            budget_s=budget,
-            variants=variants,
-            train=train,
-            train_steps=train_steps,
+            **_given(
+                batch_sizes=_int_list(batch_sizes, "--batch-sizes") if batch_sizes is not None else None,
+                threads=threads,
+                rounds=rounds,
+                warmup=warmup,
+                budget_s=budget,
+                variants=variants,
+                train=train,
+                train_steps=train_steps,
+            ),
         )
         result = run_bench(run_dir, model=model, config=cfg, out=out, progress=typer.echo)
     console = Console(width=200)

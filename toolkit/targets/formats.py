@@ -129,7 +129,7 @@ def expand_formats(spec: str | Iterable[str] | None) -> tuple[tuple[str, ...], l
     a format named on its own that cannot be written is an error with the install line."""
     if spec is None:
         return DEFAULT_FORMATS, []
-    parts = [p.strip() for p in (spec.split(",") if isinstance(spec, str) else spec) if p and p.strip()]
+    parts = split_names(spec)
     if not parts:
         raise ConfigError(f"no format given; choose one of: {', '.join(EXPORT_FORMATS)}, or {', '.join(FORMAT_SETS)}")
     names, notes = [], []
@@ -147,6 +147,12 @@ def expand_formats(spec: str | Iterable[str] | None) -> tuple[tuple[str, ...], l
                 raise ConfigError(why)
             names.append(part)
     return tuple(dict.fromkeys(names)), notes
+
+
+def split_names(values: str | Iterable[str]) -> list[str]:
+    """["onnx", "pte,pte-int8"] or "onnx,pte" -> the names, in order: an option may be repeated or comma-separated."""
+    values = [values] if isinstance(values, str) else list(values)
+    return [part.strip() for v in values for part in v.split(",") if part.strip()]
 
 
 def get_format(name: str) -> Format:

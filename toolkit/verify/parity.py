@@ -28,7 +28,7 @@ from toolkit.data import TensorLoader, load_dataset
 from toolkit.export.check import count_non_finite
 from toolkit.export.manifest import read_manifest, validate_manifest
 from toolkit.targets.child import run_in_child, saved_inputs
-from toolkit.targets.formats import FORMATS, target_label
+from toolkit.targets.formats import FORMATS, split_names, target_label
 from toolkit.targets.gates import Thresholds
 from toolkit.targets.plan import Target, plan
 from toolkit.targets.runtimes import open_runtime
@@ -152,7 +152,7 @@ def verify(
         validate_manifest(manifest, run_dir / MANIFEST)
     if ckpt.get("origin") == "untrained":
         notes.append("the checkpoint holds untrained weights (made by toolkit bench --model)")
-    targets = _targets(run_dir, runtimes, devices, formats, notes)
+    targets = _targets(run_dir, runtimes, devices, split_names(formats) if formats else None, notes)
     cfg = ckpt["train_config"]
     test = load_dataset(
         cfg["dataset"],
