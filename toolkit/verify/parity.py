@@ -190,6 +190,13 @@ def verify(
         for target in targets:
             path, fmt, name, device = target.path, target.format, target.runtime, target.device
             entry = RuntimeParity(name, device, fmt.name, fmt.precision, {})
+            recorded = manifest.get("files", {}).get(path.name)
+            entry.file_matches_manifest = None if recorded is None else recorded.get("sha256") == hashes[path.name]
+            if entry.file_matches_manifest is False and not allow_modified:  # said first: it may not even load
+                entry.failures.append(
+                    f"{entry.label}: {path.name} is not the file export checked (its sha256 differs from "
+                    f"{MANIFEST}); re-run toolkit export, or pass --allow-modified to judge it on its figures"
+                )
             try:
                 if name == "eager":  # PyTorch itself: no native library of its own to crash
                     rt = open_runtime(name, path, device, threads, **target.options)
@@ -202,13 +209,8 @@ def verify(
                 entries.append(entry)
                 continue
             _check_identity(path, metadata, ckpt)
-            _compare(entry, path, hashes[path.name], outputs, ref_logits, labels, ref_acc, manifest, scale)
+            _compare(entry, recorded, outputs, ref_logits, labels, ref_acc, scale)
             entry.failures.extend(fmt.gate.judge(entry, thresholds))
-            if entry.file_matches_manifest is False and not allow_modified:
-                entry.failures.append(
-                    f"{entry.label}: {path.name} is not the file export checked (its sha256 differs from "
-                    f"{MANIFEST}); re-run toolkit export, or pass --allow-modified to judge it on its figures"
-                )
             entries.append(entry)
     finally:
         stack.close()
@@ -232,9 +234,7 @@ def verify(
     return result
 
 
-def _compare(
-    e: RuntimeParity, path: Path, file_sha256: str, outputs, ref_logits, labels, ref_acc, manifest, scale: float
-) -> None:
+def _compare(e: RuntimeParity, entry_file: dict | None, outputs, ref_logits, labels, ref_acc, scale: float) -> None:
     """Fill `e`'s figures from the runtime's `outputs` against the reference logits."""
     diffs, agree, correct, worst, worst_batch, non_finite, first_bad = [], 0, 0, -1.0, 0, 0, None
     start = 0
@@ -254,8 +254,6 @@ def _compare(
         correct += int((out.argmax(1) == y).sum())
     all_d = torch.cat(diffs).double()
     n = len(labels)
-    entry_file = manifest.get("files", {}).get(path.name)
-    e.file_matches_manifest = None if entry_file is None else entry_file.get("sha256") == file_sha256
     if entry_file:  # how the file was made, so a table of two exporters says which is which
         keys = ("exporter", "opset", "mode", "int8_preset", "calibration")
         e.details["export"] = ", ".join(f"{k} {entry_file[k]}" for k in keys if k in entry_file)
