@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import time
 import warnings
@@ -58,6 +59,8 @@ def write(
         "toolkit.cpu": target["cpu"],
         "toolkit.isa": " ".join(target["isa"]),
     }
+    # "No CUDA runtime is found": torch.utils.cpp_extension's warning on a CPU-only machine, not ours to show.
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     package = io.BytesIO()  # Inductor wants a name ending in .pt2; the atomic temp file has another
     started = time.perf_counter()
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from toolkit.core.errors import ToolkitError, first_line
+from toolkit.core.native import native_stderr_silenced
 from toolkit.runtimes.base import Runtime
 
 
@@ -22,15 +23,19 @@ class ExecuTorchRuntime(Runtime):
     def __init__(self, path, device="cpu", threads=None):
         super().__init__(path, device, threads)
         import os
+        import warnings
 
-        from executorch.extension.pybindings import portable_lib
-        from executorch.runtime import Runtime as ETRuntime
+        with native_stderr_silenced(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "This API is experimental": it is the one ExecuTorch documents
+            from executorch.extension.pybindings import portable_lib
+            from executorch.runtime import Runtime as ETRuntime
 
-        portable_lib._unsafe_reset_threadpool(threads or (os.cpu_count() or 1))
+            portable_lib._unsafe_reset_threadpool(threads or (os.cpu_count() or 1))
         self.threads = portable_lib._threadpool_get_thread_count()
         try:
-            program = ETRuntime.get().load_program(str(path))
-            self.method = program.load_method("forward")
+            with native_stderr_silenced():
+                program = ETRuntime.get().load_program(str(path))
+                self.method = program.load_method("forward")
         except Exception as exc:
             raise ToolkitError(
                 f"{path}: ExecuTorch cannot load it ({first_line(exc)}); re-run toolkit export"
