@@ -1,7 +1,7 @@
 """TorchScript export: trace (or script), freeze, save. Loaded back by runtimes/torchscript.py.
 
 TorchScript is deprecated upstream in favour of torch.export; this file, the runtime and one line in
-formats.py are all there is of it.
+targets/formats.py are all there is of it.
 """
 
 from __future__ import annotations
