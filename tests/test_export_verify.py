@@ -106,7 +106,8 @@ def test_export_newest_run_by_default(tmp_path, monkeypatch):
     [
         (
             ["--format", "tflite"],
-            "unknown format 'tflite'; choose one of: torchscript, onnx, onnx-int8, onnx-int8-dynamic, onnx-fp16, fp32 or all",
+            "unknown format 'tflite'; choose one of: torchscript, pt2, aoti, onnx, onnx-int8, onnx-int8-dynamic, "
+            "onnx-fp16, pte, pte-int8, or default, fp32, all",
         ),
         (["--exporter", "fx"], "unknown ONNX exporter 'fx'"),
         (["--opset", "9"], "--opset 9 is out of range for the dynamo exporter; use 18 to"),
