@@ -70,10 +70,11 @@ def postgres():
     yield from postgres_server()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def deployed(tmp_path_factory):
-    """A tiny tutorial-CNN run exported to TorchScript and every ONNX file, the low-precision ones through the CLI.
-    (The PyTorch 2 files of every model: `every_model_exported`.)"""
+    """A tiny tutorial-CNN run exported to TorchScript and every ONNX file, the low-precision ones through the CLI
+    (the PyTorch 2 files of every model: `every_model_exported`). Shared by test_deploy and test_trust: a test
+    that damages it works on a copy (`run_copy`)."""
     from tests.helpers import exported_tiny_run
 
     return exported_tiny_run(

@@ -157,3 +157,16 @@ def test_bad_export_options_are_one_line_and_write_nothing(every_model_exported,
     before = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
     assert_one_line_error(run("export", run_dir, *args), fragment)
     assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == before
+
+
+def test_aoti_without_a_compiler_is_one_line_and_writes_nothing(tmp_path, monkeypatch):
+    from tests.helpers import tiny_run
+
+    run_dir = tiny_run(tmp_path, "resnet20")
+
+    def no_compiler():
+        raise RuntimeError("no C++ compiler found: tried g++, clang++")
+
+    monkeypatch.setattr("torch._inductor.cpp_builder.get_cpp_compiler", no_compiler)
+    assert_one_line_error(run("export", run_dir, "--format", "aoti"), "aoti needs a C++ compiler", "install g++")
+    assert not (run_dir / "model-aoti.pt2").exists() and not list(run_dir.glob(".model-aoti.pt2.*"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import time
 import warnings
 from pathlib import Path
@@ -30,6 +31,8 @@ from toolkit.export.quantize import calibration_batches
 from toolkit.export.torch_export import exported_program
 
 MAX_BATCH = 256
+# torchao registers an Enum with torch's pytree on import, which logs a deprecation warning meant for torchao.
+logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
 
 
 def _lower(program, path: Path) -> int:

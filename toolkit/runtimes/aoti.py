@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import warnings
 import zipfile
 from pathlib import Path
@@ -60,6 +61,8 @@ class AotiRuntime(Runtime):
         self.torch_device = pick_device(device)
         if threads:
             torch.set_num_threads(threads)  # Inductor's CPU kernels use OpenMP, which this sets
+        # "No CUDA runtime is found": torch.utils.cpp_extension's warning on a CPU-only machine, not ours to show.
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
