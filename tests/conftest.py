@@ -25,6 +25,14 @@ def speed_cache(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(autouse=True)
+def no_trusted_models(monkeypatch):
+    """Factories a test named (models/external.trust sets an environment variable) are forgotten after it."""
+    from toolkit.models.external import TRUST_ENV
+
+    monkeypatch.setenv(TRUST_ENV, "")
+
+
 @pytest.fixture(scope="session")
 def real_cifar_dir(tmp_path_factory) -> Path:
     """A folder holding cifar-10-batches-py/: $TOOLKIT_TEST_DATA, else rebuilt from ../shared, else skip."""

@@ -11,7 +11,9 @@ from tests.helpers import NO_CUDA_ONLY, tiny_run
 from tests.test_cli_train import assert_one_line_error
 from toolkit.bench.timing import Timing, forward_flops, harness_overhead_s, percentile, time_call
 from toolkit.cli import app
+from toolkit.models.external import trust
 from toolkit.targets.runtimes import runtime_class
+from toolkit.train.checkpoint import load_checkpoint, write_untrained
 
 runner = CliRunner()
 
@@ -45,9 +47,15 @@ def test_time_call_counts_rounds_and_respects_budget():
     assert harness_overhead_s(200) < 1e-4  # the loop itself is noise next to a millisecond call
 
 
-def test_forward_flops_are_counted():
+def test_forward_flops_are_counted(tmp_path):
     # conv1 2*30*30*64*27 + conv2 2*28*28*128*576 + fc1 2*100352*256 + fc2 2*256*10
-    assert forward_flops("tutorial-cnn") == 3_110_400 + 115_605_504 + 51_380_224 + 5_120
+    ckpt = load_checkpoint(write_untrained("tutorial-cnn", tmp_path / "t"))
+    assert forward_flops(ckpt) == 3_110_400 + 115_605_504 + 51_380_224 + 5_120
+    # At the checkpoint's input size: a conv-pool-linear factory at 48x48 (conv 2*48*48*8*27 + fc 2*8*10).
+    trust("tests.own_models:tiny")
+    ckpt = load_checkpoint(write_untrained("tests.own_models:tiny", tmp_path / "u", dataset="synthetic",
+                                           image_size=48))  # fmt: skip
+    assert forward_flops(ckpt) == 2 * 48 * 48 * 8 * 27 + 2 * 8 * 10
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +74,8 @@ def _seed_speed_cache(model: str, batch: int, threads: int) -> None:
     from toolkit.train import speed
     from toolkit.train.config import TrainConfig
 
-    cfg = TrainConfig(model=model, batch_size=batch).resolved()  # as bench.train_step.toolkit_loop builds it
+    # As bench.train_step.toolkit_loop builds it for bench's synthetic training images.
+    cfg = TrainConfig(model=model, batch_size=batch, dataset="synthetic", image_size=32).resolved()
     before = torch.get_num_threads()
     torch.set_num_threads(threads)  # the child's, which the key records
     try:
@@ -158,7 +167,8 @@ def test_bench_needs_exports_or_a_model(tmp_path):
     bare = tiny_run(tmp_path, "resnet20")
     assert_one_line_error(run("bench", bare), "has no exports", "toolkit export")
     assert_one_line_error(run("bench", "--model", "alexnet", "--out", tmp_path), "unknown model 'alexnet'")
-    assert_one_line_error(run("bench", bare, "--model", "resnet20"), "not both")
+    # With a run, --model names the run's own model (to allow a factory's import), never another one.
+    assert_one_line_error(run("bench", bare, "--model", "resnet56"), "the run's model is resnet20, not resnet56")
 
 
 def test_bench_model_never_overwrites_a_trained_run(tmp_path):

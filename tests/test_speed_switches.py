@@ -25,7 +25,9 @@ def test_bf16_channels_last_are_recorded_and_export(tmp_path):
 def test_fp16_uses_a_grad_scaler_that_resumes(tmp_path):
     # resnet20's recipe is SGD: the first fp16 steps overflow at scale 65536 and must be skipped cleanly
     # (fused SGD did not: its BN weights reached 1e21 after two steps).
-    result = train(model="resnet20", amp="fp16", out=str(tmp_path), run_name="h", **SMALL)
+    # One step an epoch: CPU fp16 is emulated (~2 img/s here), and one overflowing step is what is checked.
+    one_step = {**SMALL, "limit_train": 32, "limit_test": 32}
+    result = train(model="resnet20", amp="fp16", out=str(tmp_path), run_name="h", **one_step)
     assert result.summary["fused_optimizer"] is False
     ckpt = torch.load(tmp_path / "h" / "checkpoint.pt", weights_only=True)
     assert ckpt["grad_scaler"] and 0 < ckpt["grad_scaler"]["scale"] < 65536  # it backed off

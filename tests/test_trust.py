@@ -12,7 +12,7 @@ from tests.helpers import copy_run, tamper_int8_scale, tamper_largest_initialize
 from tests.test_cli_train import assert_one_line_error
 from toolkit.cli import app
 from toolkit.core.files import temp_prefix
-from toolkit.predict.images import load_image
+from toolkit.data.decode import load_image
 from toolkit.verify.parity import Thresholds
 
 runner = CliRunner()

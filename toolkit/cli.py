@@ -48,9 +48,28 @@ Devices = Annotated[
     Opt("--device", metavar="DEVICE", help="cpu | cuda | mps; repeat for several [every available one]."),
 ]
 DataDir = Annotated[
-    Optional[str], Opt(help="Folder holding cifar-10-batches-py/ [the run's, else $TOOLKIT_DATA or ./data].")
+    Optional[str],
+    Opt(
+        help="Folder holding cifar-10-batches-py/, or an image folder's train/ test/ [the run's, else "
+        "$TOOLKIT_DATA or ./data]."
+    ),
 ]
-Dataset = Annotated[Optional[str], Opt(help="cifar10 | cifar100 | synthetic [cifar10].")]
+Dataset = Annotated[Optional[str], Opt(help="cifar10 | cifar100 | synthetic | imagefolder [cifar10].")]
+ModelArgs = Annotated[
+    Optional[list[str]],
+    Opt("--model-arg", metavar="KEY=VALUE", help="A factory model's keyword argument (a TOML value); repeat."),
+]
+ImageSize = Annotated[
+    Optional[int], Opt(help="Input side in pixels; image folders are resized and centre-cropped to it [the images'].")
+]
+OnBadImage = Annotated[
+    Optional[str], Opt(help="fail | skip: an unreadable file in an image folder stops the run, or is left out [fail].")
+]
+# A checkpoint of a model built by a factory outside the registry is rebuilt only when the user names it again.
+TrustModel = Annotated[
+    Optional[str],
+    Opt("--model", help="The run's model factory (package.module:function), named to allow importing it."),
+]
 LimitTrain = Annotated[Optional[int], Opt(help="Use the first N training images [all].")]
 LimitTest = Annotated[Optional[int], Opt(help="Use the first N test images [all].")]
 Threads = Annotated[Optional[int], Opt(help="CPU threads for every runtime [all cores].")]
@@ -93,7 +112,11 @@ def _given(**options):
 
 @app.command()
 def train(
-    model: Annotated[Optional[str], Opt(help="Registry model (see `toolkit models`) [tutorial-cnn].")] = None,
+    model: Annotated[
+        Optional[str],
+        Opt(help="Registry model or plugin (see `toolkit models`), or any package.module:factory [tutorial-cnn]."),
+    ] = None,
+    model_arg: ModelArgs = None,
     epochs: Annotated[Optional[float], Opt(help="Epochs [recipe]; a fraction ends the last one early.")] = None,
     batch_size: Annotated[Optional[int], Opt(help="Global batch size [recipe].")] = None,
     lr: Annotated[Optional[float], Opt(help="Peak learning rate [recipe].")] = None,
@@ -107,6 +130,8 @@ def train(
     device: Device = None,
     dataset: Dataset = None,
     data_dir: DataDir = None,
+    image_size: ImageSize = None,
+    on_bad_image: OnBadImage = None,
     download: Annotated[
         Optional[bool], Opt("--download/--no-download", help="Try torchvision's download if missing [yes].")
     ] = None,
@@ -127,10 +152,12 @@ def train(
         Optional[str], Opt(help="TOML or JSON file of TrainConfig fields; options given here override it.")
     ] = None,
 ):
-    """Train a model on CIFAR-10/100 (or a synthetic set); writes checkpoint.pt, metrics.jsonl, summary.json.
+    """Train a model on CIFAR-10/100, your image folder or a synthetic set; writes checkpoint.pt, metrics.jsonl,
+    summary.json.
 
     With --resume, options other than --epochs, --device, --data-dir and --download must match the run's.
     """
+    from toolkit.models.external import parse_model_args
     from toolkit.train.config import load_config_file
     from toolkit.train.loop import train as run_training
     from toolkit.train.progress import PlainReporter, Reporter, RichReporter
@@ -150,6 +177,8 @@ def train(
         device=device,
         dataset=dataset,
         data_dir=data_dir,
+        image_size=image_size,
+        on_bad_image=on_bad_image,
         download=download,
         limit_train=limit_train,
         limit_test=limit_test,
@@ -170,6 +199,8 @@ def train(
         if config is not None and resume is not None:
             raise ToolkitError("--config starts a new run; --resume continues one with its own configuration")
         base = load_config_file(config) if config is not None else None
+        if model_arg:  # merged over the config file's model_args, key by key
+            given["model_args"] = {**((base and base.model_args) or {}), **parse_model_args(model_arg)}
         rep = reporter()
         try:
             # Only what was typed is passed on: it overrides the file, the library fills the rest from the
@@ -243,14 +274,19 @@ def reproduce(
 
 @app.command()
 def models():
-    """List the registry: parameters, reference accuracy and recipe of each model."""
+    """List the registry and installed toolkit.models plugins: parameters, reference accuracy, recipe, source.
+
+    Any other model is named by its factory: --model package.module:function [--model-arg KEY=VALUE ...].
+    """
     from rich.console import Console
     from rich.table import Table
 
-    from toolkit.models import REGISTRY
+    from toolkit.models import get_spec, list_models
 
     table = Table("model", "params", "reference", "recipe", "source")
-    for spec in REGISTRY.values():
+    with user_errors():
+        specs = [get_spec(name) for name in list_models()]
+    for spec in specs:
         r = spec.recipe
         params = sum(p.numel() for p in spec.build(10).parameters())
         ref = "-" if spec.reference_accuracy is None else f"{spec.reference_accuracy:.2f}%"
@@ -302,6 +338,7 @@ def export(
     calibration: Annotated[Optional[str], Opt(help="onnx-int8: minmax | percentile | entropy [minmax].")] = None,
     data_dir: DataDir = None,
     threads: Threads = None,
+    model: TrustModel = None,
 ):
     """Export a run (TorchScript, ONNX, torch.export, AOTInductor, ExecuTorch; fp32, INT8, fp16); each file is
     re-loaded and checked against eager first."""
@@ -325,6 +362,7 @@ def export(
                 calibration=calibration,
                 data_dir=data_dir,
                 threads=threads,
+                model=model,
             ),
         )
     for fmt, path in result.files.items():
@@ -368,6 +406,7 @@ def verify(
     allow_modified: AllowModified = False,
     batch_size: Annotated[Optional[int], Opt(help="Images per batch [500].")] = None,
     threads: Threads = None,
+    model: TrustModel = None,
 ):
     """Check every exported file x runtime x device against eager fp32 CPU on the test set; exit 1 on a failure."""
     from rich.console import Console
@@ -401,6 +440,7 @@ def verify(
                     int8_mean_rel=int8_mean_rel,
                 )
             ),
+            model=model,
             allow_modified=allow_modified,
             **_given(batch_size=batch_size, threads=threads),
         )
@@ -434,6 +474,7 @@ def predict(
     json_lines: Annotated[bool, Opt("--json", help="One JSON object per image on stdout.")] = False,
     threads: Threads = None,
     allow_modified: AllowModified = False,
+    model: TrustModel = None,
 ):
     """Classify images with an exported model; exit 1 if any file could not be classified."""
     from toolkit.core.runs import latest_run
@@ -452,6 +493,7 @@ def predict(
             top_k=top_k,
             threads=threads,
             allow_modified=allow_modified,
+            model=model,
         )
     if result.chosen:
         typer.echo(f"runtime auto: {result.chosen}", err=True)
@@ -627,7 +669,13 @@ def bench(
     run_dir: Annotated[
         Optional[str], typer.Argument(help="Run folder with exports [newest run in artifacts/].")
     ] = None,
-    model: Annotated[Optional[str], Opt(help="Benchmark a fresh (untrained) model of this registry entry.")] = None,
+    model: Annotated[
+        Optional[str],
+        Opt(
+            help="Alone: benchmark a fresh (untrained) model of this name or factory; with RUN_DIR: the run's "
+            "factory, named to allow importing it."
+        ),
+    ] = None,
     runtime: Runtimes = None,
     device: Devices = None,
     batch_sizes: Annotated[Optional[str], Opt(help="Comma-separated inference batch sizes [1,32,256].")] = None,

@@ -20,7 +20,7 @@ def inference_case(spec: dict) -> dict:
     rt = open_runtime(spec["runtime"], spec["path"], spec["device"], spec["threads"], **(spec.get("options") or {}))
     results = []
     for b in spec["batch_sizes"]:
-        x = torch.randn(b, 3, 32, 32, generator=torch.Generator().manual_seed(b))
+        x = torch.randn(b, *spec.get("input_shape", (3, 32, 32)), generator=torch.Generator().manual_seed(b))
         timing = time_call(
             lambda x=x: rt.run(x), b, warmup=spec["warmup"], rounds=spec["rounds"], budget_s=spec["budget_s"]
         )
@@ -43,8 +43,13 @@ def training_case(spec: dict) -> dict:
     from toolkit.data import load_dataset
 
     torch.set_num_threads(spec["threads"])
-    data = load_dataset(spec["dataset"], True, spec.get("data_dir"), limit=spec["images"], download=False)
-    common = dict(model=spec["model"], batch_size=spec["batch_size"], device=spec["device"])
+    data = load_dataset(
+        spec["dataset"], True, spec.get("data_dir"), limit=spec["images"], download=False,
+        image_size=spec.get("image_size"),
+    )  # fmt: skip
+    common = dict(
+        model=spec["model"], model_args=spec.get("model_args"), batch_size=spec["batch_size"], device=spec["device"]
+    )
     if spec["loop"] == "seed":
         loop = seed_loop(data, **common)
     else:

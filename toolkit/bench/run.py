@@ -23,10 +23,11 @@ from toolkit.core.runs import CHECKPOINT, MANIFEST, ensure_writable, is_trained_
 from toolkit.export import export
 from toolkit.export.manifest import read_manifest, validate_manifest
 from toolkit.models import get_spec
+from toolkit.models.external import short_name, trust
 from toolkit.targets.formats import FORMATS
 from toolkit.targets.plan import plan
 from toolkit.targets.runtimes import check_runtime
-from toolkit.train.checkpoint import load_checkpoint, write_untrained
+from toolkit.train.checkpoint import allow_model, load_checkpoint, resolve_checkpoint, trusted_spec, write_untrained
 
 # Evidence that something else ran during a measurement: the fastest GEMM moved this much between the peak
 # runs before and after the cases, or one case's rounds spread this much (coefficient of variation). On an
@@ -74,11 +75,12 @@ class BenchConfig:
 
 
 def _resolve_run(run_dir, model, out, progress) -> Path:
-    if run_dir is not None and model is not None:
-        raise ConfigError("give a run folder or --model, not both")
-    if model is not None:
+    if run_dir is not None and model is not None:  # the run's own model, named to allow rebuilding it
+        allow_model(load_checkpoint(resolve_checkpoint(run_dir)), model)
+    elif model is not None:
         get_spec(model)
-        run = Path(out) / f"bench-{model}"
+        trust(model)  # named on the command line: its factory may be imported here and in the children
+        run = Path(out) / f"bench-{short_name(model)}"
         _refuse_foreign(run)
         write_untrained(model, run)
         export(run)
@@ -107,7 +109,7 @@ def _refuse_foreign(run: Path) -> None:
         )
 
 
-def _inference_specs(run: Path, cfg: BenchConfig, threads: int, notes: list[str]) -> list[dict]:
+def _inference_specs(run: Path, cfg: BenchConfig, threads: int, notes: list[str], input_shape: list[int]) -> list[dict]:
     found = plan(run, runtimes=cfg.runtimes, devices=cfg.devices, reference=True, timing=True)
     notes.extend(found.skipped)  # not installed, or not timed, and why
     specs = []
@@ -123,6 +125,7 @@ def _inference_specs(run: Path, cfg: BenchConfig, threads: int, notes: list[str]
                     "device": target.device,
                     "path": str(target.path),
                     "threads": threads,
+                    "input_shape": list(input_shape),
                     "batch_sizes": list(cfg.batch_sizes),
                     "rounds": cfg.rounds,
                     "warmup": cfg.warmup,
@@ -134,10 +137,13 @@ def _inference_specs(run: Path, cfg: BenchConfig, threads: int, notes: list[str]
     return specs
 
 
-def _training_specs(model: str, cfg: BenchConfig, threads: int) -> list[dict]:
-    batch = cfg.train_batch or get_spec(model).recipe.batch_size
+def _training_specs(ckpt: dict, cfg: BenchConfig, threads: int) -> list[dict]:
+    model, args = ckpt["model"]["name"], ckpt["model"].get("args") or None
+    batch = cfg.train_batch or get_spec(model, args).recipe.batch_size
     base = {
         "model": model,
+        "model_args": args,
+        "image_size": ckpt["input"]["shape"][-1],
         "batch_size": batch,
         "steps": cfg.train_steps,
         "warmup": 3,
@@ -180,6 +186,7 @@ def run_bench(
     if not problem:  # the files' facts come from it: a broken one is an error before any timing
         validate_manifest(manifest, run / MANIFEST)
     ckpt = load_checkpoint(run)
+    trusted_spec(ckpt["model"])  # one line before any timing process would import the model's code
     name = ckpt["model"]["name"]
     threads = config.threads or os.cpu_count() or 1
     progress(f"benchmarking {name} in {run} with {threads} threads")
@@ -187,9 +194,9 @@ def run_bench(
     devices = list(config.devices or available_devices())
     # The peak is measured before and after the cases: a busy machine shows up as drift between the two.
     peak_before = run_isolated(peak_worker, {"threads": threads, "devices": devices}, label="matmul peak")
-    flops = forward_flops(name, ckpt["model"]["num_classes"])
+    flops = forward_flops(ckpt)
     inference, notes = [], []
-    for spec in _inference_specs(run, config, threads, notes):
+    for spec in _inference_specs(run, config, threads, notes, ckpt["input"]["shape"]):
         label = spec["label"] + (f" {spec['variant']}" if spec["variant"] else "")
         try:
             res = run_isolated(inference_worker, spec, label=label)
@@ -201,7 +208,7 @@ def run_bench(
         progress(f"  {label}: best {max(r['img_per_s'] for r in res['results']):,.0f} img/s")
     training = []
     if config.train:
-        for spec in _training_specs(name, config, threads):
+        for spec in _training_specs(ckpt, config, threads):
             res = run_isolated(training_worker, spec, label=f"training {spec['loop']}/{spec['device']}")
             training.append(res)
             progress(f"  train {res['name']}/{res['device']}: {res['img_per_s']:,.1f} img/s")

@@ -152,14 +152,14 @@ def onnx_gemm_gflops(engine: str, threads: int, n: int = 2048, rounds: int = 10)
     return 2 * n**3 / best / 1e9
 
 
-def forward_flops(model_name: str, num_classes: int = 10) -> int:
+def forward_flops(ckpt: dict) -> int:
     """FLOPs of one image's forward pass, counted by torch's FlopCounterMode (2 per multiply-add)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from toolkit.models import create_model
+    from toolkit.train.checkpoint import model_from_checkpoint
 
-    model = create_model(model_name, num_classes).eval()
+    model = model_from_checkpoint(ckpt)
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        model(torch.randn(1, 3, 32, 32))
+        model(torch.randn(1, *ckpt["input"]["shape"]))
     return int(counter.get_total_flops())

@@ -137,12 +137,18 @@ def _forever(epochs: Callable[[int], Iterator]) -> Iterator:
 
 
 def seed_loop(
-    data: ImageSet, *, model: str = "tutorial-cnn", batch_size: int = 64, device: str = "cpu", seed: int = 0
+    data: ImageSet,
+    *,
+    model: str = "tutorial-cnn",
+    model_args: dict | None = None,
+    batch_size: int = 64,
+    device: str = "cpu",
+    seed: int = 0,
 ) -> Loop:
     """The tutorial's loop: DataLoader(PIL + ToTensor), default Adam(lr=1e-3), CrossEntropyLoss."""
     dev = torch.device(device)
     torch.manual_seed(seed)
-    net = create_model(model).to(dev).train()
+    net = create_model(model, len(data.classes), model_args).to(dev).train()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     criterion = torch.nn.CrossEntropyLoss()
     loader = torch.utils.data.DataLoader(SeedStyleCIFAR(data), batch_size=batch_size, shuffle=True)
@@ -166,6 +172,7 @@ def toolkit_loop(
     data: ImageSet,
     *,
     model: str = "tutorial-cnn",
+    model_args: dict | None = None,
     batch_size: int | None = None,
     device: str = "cpu",
     seed: int = 0,
@@ -182,6 +189,9 @@ def toolkit_loop(
     dev = torch.device(device)
     cfg = TrainConfig(
         model=model,
+        model_args=model_args,
+        dataset=data.name if data.name != "imagefolder" else "synthetic",  # the data is given; its name sets sizes
+        image_size=data.image_size if data.name in ("synthetic", "imagefolder") else None,
         batch_size=batch_size,
         amp=amp,
         channels_last=channels_last,

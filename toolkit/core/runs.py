@@ -91,9 +91,10 @@ def claim_run_dir(folder: Path, *, resuming: bool) -> Iterator[Path]:
     """Create (or reopen, when resuming) `folder` and hold an exclusive lock on it for the block.
 
     A new run refuses a folder that already holds a checkpoint; a second process claiming the same folder
-    fails at once. If the block fails before anything was written, a folder this call created is removed.
+    fails at once. If the block fails before anything was written, the folders this call created are removed.
     """
     created = False
+    new = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first: removed on failure
     try:
         if not folder.is_dir():
             folder.mkdir(parents=True)
@@ -119,7 +120,8 @@ def claim_run_dir(folder: Path, *, resuming: bool) -> Iterator[Path]:
     except BaseException:
         if created:
             with contextlib.suppress(OSError):
-                folder.rmdir()  # only succeeds when nothing was written
+                for made in new:  # the run folder and the parents made for it; only succeeds when empty
+                    made.rmdir()
         raise
     finally:
         os.close(fd)  # releases the lock

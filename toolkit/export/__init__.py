@@ -35,7 +35,7 @@ from toolkit.targets.formats import (
     validator,
     writer,
 )
-from toolkit.train.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
+from toolkit.train.checkpoint import allow_model, load_checkpoint, model_from_checkpoint, resolve_checkpoint
 
 __all__ = ["DEFAULT_FORMATS", "EXPORT_FORMATS", "ExportError", "ExportResult", "export"]
 
@@ -63,6 +63,7 @@ def export(
     calibration: str = "minmax",
     data_dir: str | None = None,
     threads: int | None = None,
+    model: str | None = None,
     artifacts: str | os.PathLike = "artifacts",
     progress: Callable[[str], None] = lambda line: None,
 ) -> ExportResult:
@@ -102,6 +103,7 @@ def export(
             )
     ensure_writable(run_dir)
     ckpt = load_checkpoint(ckpt_path)
+    allow_model(ckpt, model)  # a factory model is rebuilt only when --model names it
     model = model_from_checkpoint(ckpt)
     options["source_sha256"] = sha256(ckpt_path)
     result = ExportResult(run_dir, notes=skipped)

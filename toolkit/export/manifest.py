@@ -124,6 +124,8 @@ def update_manifest(
         entries[file.name] = {"format": fmt, "sha256": sha256(file), "bytes": file.stat().st_size, **checks[fmt]}
     manifest = {
         "model": ckpt["model"]["name"],
+        # How the model is rebuilt: registry, plugin or factory, its arguments and the package's version.
+        "model_spec": {k: v for k, v in ckpt["model"].items() if k in ("kind", "args", "package", "version")},
         "num_classes": ckpt["model"]["num_classes"],
         "classes": ckpt["classes"],
         "input": ckpt["input"],

@@ -62,13 +62,11 @@ def validate(*, calibration_images: int = 1024, int8_preset: str = "auto", calib
 
 def calibration_batches(ckpt: dict, images: int, data_dir: str | None, batch: int = 64) -> list[torch.Tensor]:
     """The first `images` training images of the run's data set, normalised as at evaluation."""
-    from toolkit.data import TensorLoader, load_dataset
+    from toolkit.data import TensorLoader
+    from toolkit.train.checkpoint import dataset_of
 
-    cfg = ckpt["train_config"]
     try:
-        data = load_dataset(
-            cfg["dataset"], True, data_dir or cfg.get("data_dir"), limit=images, download=cfg.get("download", True)
-        )
+        data = dataset_of(ckpt, True, data_dir, limit=images)
     except DataError as exc:
         raise DataError(f"calibration needs the run's training images: {exc}") from None
     loader = TensorLoader(data, batch, mean=tuple(ckpt["input"]["mean"]), std=tuple(ckpt["input"]["std"]))

@@ -1,5 +1,23 @@
-"""Model registry: `create_model(name)`, `list_models()`, `get_spec(name)`; see registry.py."""
+"""Models: the registry (`create_model`, `get_spec`, `list_models`) and models from outside it (external.py)."""
 
-from toolkit.models.registry import REGISTRY, ModelSpec, Recipe, create_model, get_spec, list_models
+from toolkit.models.registry import (
+    FOREIGN_RECIPE,
+    REGISTRY,
+    ModelSpec,
+    Recipe,
+    build_model,
+    create_model,
+    get_spec,
+    list_models,
+)
 
-__all__ = ["REGISTRY", "ModelSpec", "Recipe", "create_model", "get_spec", "list_models"]
+__all__ = [
+    "FOREIGN_RECIPE",
+    "REGISTRY",
+    "ModelSpec",
+    "Recipe",
+    "build_model",
+    "create_model",
+    "get_spec",
+    "list_models",
+]

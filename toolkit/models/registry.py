@@ -8,11 +8,14 @@ it in summary.json, so a user sees how far a run is from the published figure.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Any
 
+import torch
 from torch import nn
 
-from toolkit.core.errors import ConfigError
+from toolkit.core.errors import ConfigError, first_line
+from toolkit.models import external
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,26 @@ class ModelSpec:
     reference_accuracy: float | None  # percent, CIFAR-10 test set, from `source`; None when none is published
     source: str
     recipe: Recipe
+    kind: str = "registry"  # registry | entry-point | factory (models/external.py)
+    package: str | None = None  # the package that provides it, outside the registry
+    version: str | None = None  # that package's installed version
+    args: dict[str, Any] = field(default_factory=dict)  # factory keyword arguments (--model-arg)
+
+    def with_origin(self, kind: str, source: str, *, package: str | None, version: str | None) -> ModelSpec:
+        return replace(self, kind=kind, source=source, package=package, version=version)
+
+    def record(self, num_classes: int) -> dict[str, Any]:
+        """What a checkpoint stores to rebuild the model (and nothing it would execute by itself)."""
+        return {
+            "name": self.name,
+            "num_classes": num_classes,
+            "kind": self.kind,
+            "args": dict(self.args),
+            "package": self.package,
+            "version": self.version,
+            "reference_accuracy": self.reference_accuracy,
+            "source": self.source,
+        }
 
 
 def _tutorial(num_classes: int) -> nn.Module:
@@ -167,16 +190,76 @@ REGISTRY: dict[str, ModelSpec] = {
 }
 
 
+# A model from outside the registry trains with this unless options say otherwise: the common CIFAR recipe
+# for ImageNet-style networks (kuangliu/pytorch-cifar's: SGD 0.1, momentum 0.9, decay 5e-4, cosine, crop + flip),
+# shortened to 10 epochs; its reference figure is unknown.
+FOREIGN_RECIPE = Recipe(
+    lr=0.1, batch_size=128, epochs=10, weight_decay=5e-4, schedule="cosine", augment=True, normalize=True
+)
+
+
 def list_models() -> list[str]:
-    return list(REGISTRY)
+    return [*REGISTRY, *external.entry_points()]
 
 
-def get_spec(name: str) -> ModelSpec:
-    try:
+def get_spec(name: str, args: dict[str, Any] | None = None) -> ModelSpec:
+    """A registry name, an installed `toolkit.models` entry point, or a `package.module:factory` path.
+
+    A factory path is only described here (nothing imported); its module is imported when `build` runs.
+    """
+    if name in REGISTRY:
+        if args:
+            raise ConfigError(f"--model-arg applies to models from outside the registry, not to {name!r}")
         return REGISTRY[name]
-    except KeyError:
-        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(REGISTRY)}") from None
+    if external.is_factory_path(name):
+        package, version = external.package_version(name.split(":", 1)[0])
+        args = {k: external.check_arg_value(k, v) for k, v in (args or {}).items()}
+        return ModelSpec(
+            name,
+            lambda num_classes: external.call_factory(name, args, num_classes),
+            f"{name}({', '.join(f'{k}={v!r}' for k, v in args.items())})",
+            None,
+            f"{package} {version}" if version else f"{package} (version unknown)",
+            FOREIGN_RECIPE,
+            kind="factory",
+            package=package,
+            version=version,
+            args=args,
+        )
+    plugins = external.entry_points()
+    if name in plugins:
+        if args:
+            raise ConfigError(f"--model-arg applies to factory paths (package.module:function), not to {name!r}")
+        return external.load_entry_point(plugins[name])
+    known = [*REGISTRY, *plugins]
+    raise ConfigError(
+        f"unknown model {name!r}; choose one of: {', '.join(known)}, or name any factory as package.module:function"
+    )
 
 
-def create_model(name: str, num_classes: int = 10) -> nn.Module:
-    return get_spec(name).build(num_classes)
+def create_model(name: str, num_classes: int = 10, args: dict[str, Any] | None = None) -> nn.Module:
+    return get_spec(name, args).build(num_classes)
+
+
+def build_model(name: str, args: dict | None, num_classes: int, image_size: int) -> nn.Module:
+    """The model, checked to take (N, 3, S, S) and give (N, num_classes): one line naming what does not fit."""
+    model = get_spec(name, args).build(num_classes)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(2, 3, image_size, image_size))
+    except Exception as exc:
+        raise ConfigError(
+            f"model {name} cannot take 3x{image_size}x{image_size} input ({type(exc).__name__}: "
+            f"{first_line(exc)}); choose another --image-size"
+        ) from None
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor) or out.shape != (2, num_classes):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ConfigError(
+            f"model {name} gives {got} for a batch of 2, where the data's {num_classes} classes need (2, "
+            f"{num_classes}); pass --model-arg num_classes={num_classes} (or the factory's own name for it)"
+        )
+    return model

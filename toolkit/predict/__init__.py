@@ -18,8 +18,10 @@ from toolkit.core.callable_module import make_callable
 from toolkit.core.errors import ConfigError, DataError
 from toolkit.core.runs import MANIFEST, latest_run
 from toolkit.data import normalise
+from toolkit.data.decode import load_image
 from toolkit.export.manifest import load_manifest, modification
-from toolkit.predict.images import expand, load_image
+from toolkit.models.external import trust
+from toolkit.predict.images import expand
 from toolkit.targets.formats import FORMATS, primary_format
 from toolkit.targets.plan import plan
 from toolkit.targets.runtimes import RUNTIMES, check_runtime, open_runtime
@@ -80,6 +82,7 @@ def predict(
     top_k: int = 3,
     threads: int | None = None,
     allow_modified: bool = False,
+    model: str | None = None,
     artifacts: str | os.PathLike = "artifacts",
 ) -> PredictResult:
     """Classify `paths` (image files or folders of them) with `runtime` loading the run's `format` file;
@@ -107,6 +110,10 @@ def predict(
         )
     # The class names and the normalisation come from the manifest, and from nothing else.
     manifest = load_manifest(run)
+    if model is not None:  # the eager runtime rebuilds a factory model only when it is named
+        if model != manifest.get("model"):
+            raise ConfigError(f"the run's model is {manifest.get('model')}, not {model}; pass --model with its name")
+        trust(model)
     # The one target, from the same plan verify and bench use: a file not exported or a runtime not
     # installed is one line saying what to run.
     found = plan(run, [fmt.name], [runtime], ["cpu"], reference=True)
@@ -124,9 +131,10 @@ def predict(
     files, failures = expand(list(paths))
     images, names = [], []
     size = tuple(manifest["input"]["shape"][1:])
+    resize = manifest["input"].get("resize", "stretch")  # runs exported before image folders: CIFAR's stretch
     for f in files:
         try:
-            images.append(load_image(f, size))
+            images.append(load_image(f, size, resize))
             names.append(str(f))
         except DataError as exc:
             failures.append(str(exc))

@@ -14,12 +14,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from toolkit.core.errors import CheckpointError, first_line
+from toolkit.core.errors import CheckpointError, ConfigError, first_line
 from toolkit.core.files import atomic_path
 from toolkit.core.runs import CHECKPOINT, remove_stale_temps_if_idle
 from toolkit.core.version import __version__
-from toolkit.data import CIFAR10_CLASSES, normalization, num_classes
-from toolkit.models import create_model, get_spec
+from toolkit.data import CIFAR10_CLASSES, ImageSet, load_dataset, normalization
+from toolkit.models import REGISTRY, build_model, external, get_spec
 from toolkit.train.config import TrainConfig
 
 FORMAT = "toolkit-checkpoint"
@@ -67,15 +67,11 @@ def make_payload(
 
     `progress` is TrainState.to_dict(); `origin` says whether training wrote it or bench made untrained weights.
     """
-    spec = get_spec(cfg.model)
+    spec = get_spec(cfg.model, cfg.model_args)
     progress = progress or {"epoch": 0, "batch": 0, "global_step": 0, "partial": None, "metrics": [], "elapsed": 0.0}
+    size = cfg.image_size or 32
     return {
-        "model": {
-            "name": cfg.model,
-            "num_classes": num_classes(cfg.dataset),
-            "reference_accuracy": spec.reference_accuracy,
-            "source": spec.source,
-        },
+        "model": spec.record(len(classes)),
         "origin": origin,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "train_config": cfg.to_dict(),
@@ -88,11 +84,13 @@ def make_payload(
         "metrics": progress["metrics"],
         "classes": list(classes),
         "input": {
-            "shape": [3, 32, 32],
+            "shape": [3, size, size],
             "layout": "NCHW",
             "dtype": "float32",
             "channel_order": "RGB",
             "scale": "pixel / 255",
+            # How an image file becomes the input (data/decode.py): predict repeats what training did.
+            "resize": "center-crop" if cfg.dataset == "imagefolder" else "stretch",
             "mean": list(mean),
             "std": list(std),
         },
@@ -102,19 +100,40 @@ def make_payload(
     }
 
 
-def write_untrained(model_name: str, run_dir: str | os.PathLike, seed: int = 0) -> Path:
-    """A checkpoint of freshly initialised weights, for benchmarking a model nobody trained yet.
+def write_untrained(
+    model_name: str,
+    run_dir: str | os.PathLike,
+    seed: int = 0,
+    *,
+    model_args: dict | None = None,
+    dataset: str = "cifar10",
+    image_size: int | None = None,
+) -> Path:
+    """A checkpoint of freshly initialised weights, for benchmarking (or conformance-testing) a model nobody
+    trained yet: on CIFAR-10's 10 classes at 32x32, or a synthetic set's 10 at `image_size`.
 
     The folder gets no metrics.jsonl, so it never counts as a trained run (core.runs.is_trained_run).
     """
+    if dataset not in ("cifar10", "synthetic"):
+        raise ConfigError(f"untrained checkpoints are made for cifar10 or synthetic data, not {dataset!r}")
     cfg = TrainConfig(
-        model=model_name, run_name=Path(run_dir).name, seed=seed, amp="off", channels_last=False, compile=False
+        model=model_name,
+        model_args=model_args,
+        dataset=dataset,
+        image_size=image_size or 32,
+        run_name=Path(run_dir).name,
+        seed=seed,
+        amp="off",
+        channels_last=False,
+        compile=False,
     ).resolved()  # nothing trained: no speed switch applies
     torch.manual_seed(seed)
     mean, std = normalization(cfg.dataset, cfg.normalize)
+    classes = CIFAR10_CLASSES if dataset == "cifar10" else tuple(f"class{i}" for i in range(10))
+    model = build_model(cfg.model, cfg.model_args, len(classes), cfg.image_size)
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     path = Path(run_dir) / CHECKPOINT
-    save_checkpoint(path, make_payload(cfg, create_model(model_name), CIFAR10_CLASSES, mean, std, origin="untrained"))
+    save_checkpoint(path, make_payload(cfg, model, classes, mean, std, origin="untrained"))
     return path
 
 
@@ -189,13 +208,76 @@ def load_checkpoint(path: str | os.PathLike, *, expect_model: str | None = None)
     return ckpt
 
 
-def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
-    """The trained model in eval mode on the CPU."""
+def model_from_checkpoint(ckpt: dict[str, Any], *, model: str | None = None) -> nn.Module:
+    """The trained model in eval mode on the CPU.
+
+    The checkpoint names its model; code runs only if the user named it too: a registry model, an installed
+    `toolkit.models` entry point, or a factory path given again as `model` (or trusted by external.trust).
+    """
+    spec = trusted_spec(ckpt["model"], model)
     try:
-        model = create_model(ckpt["model"]["name"], num_classes=ckpt["model"]["num_classes"])
-        model.load_state_dict(ckpt["state_dict"])
+        net = spec.build(ckpt["model"]["num_classes"])
+        net.load_state_dict(ckpt["state_dict"])
     except (RuntimeError, TypeError, ValueError) as exc:
         raise CheckpointError(
             f"checkpoint weights do not fit model {ckpt['model']['name']!r}: {first_line(exc)}"
         ) from None
-    return model.eval()
+    return net.eval()
+
+
+def allow_model(ckpt: dict[str, Any], model: str | None) -> None:
+    """`--model` given to export, verify, bench or predict: it must be the checkpoint's; its factory is then
+    trusted here and in the child processes the command starts."""
+    if model is None:
+        return
+    if model != ckpt["model"]["name"]:
+        raise CheckpointError(f"the run's model is {ckpt['model']['name']}, not {model}; pass --model with its name")
+    external.trust(model)
+
+
+def dataset_of(ckpt: dict[str, Any], train: bool, data_dir: str | None = None, *, limit: int | None = None) -> ImageSet:
+    """The run's own data set (a split of it), at the size and with the classes the model was trained on."""
+    cfg = ckpt["train_config"]
+    return load_dataset(
+        cfg["dataset"],
+        train,
+        data_dir or cfg.get("data_dir"),
+        limit=limit,
+        download=cfg.get("download", True),
+        seed=cfg.get("seed", 0),
+        image_size=int(ckpt["input"]["shape"][-1]),
+        classes=tuple(ckpt["classes"]) if cfg["dataset"] == "imagefolder" else None,
+        on_bad_image=cfg.get("on_bad_image", "fail"),
+    )
+
+
+def trusted_spec(record: dict[str, Any], model: str | None = None):
+    """The ModelSpec to rebuild a checkpoint's model with, or a CheckpointError when that would run code the
+    user did not name. Nothing is imported before the decision."""
+    name, kind = record["name"], record.get("kind", "registry")
+    args = record.get("args") or {}
+    if kind == "registry":
+        if name not in REGISTRY:
+            raise CheckpointError(f"checkpoint names registry model {name!r}, which this toolkit does not have")
+        return get_spec(name)
+    if kind == "entry-point":
+        if external.is_factory_path(name) or name not in external.entry_points():
+            wanted = f"{record.get('package') or 'its plugin'} {record.get('version') or ''}".strip()
+            raise CheckpointError(
+                f"checkpoint's model {name!r} comes from a toolkit.models plugin that is not installed here; "
+                f"install {wanted}"
+            )
+        return get_spec(name)
+    if kind != "factory" or not external.is_factory_path(name):
+        raise CheckpointError(f"checkpoint's model record is damaged (kind {kind!r}, name {name!r})")
+    if model is not None and model != name:
+        raise CheckpointError(f"checkpoint is for model {name}, not {model}")
+    if name != model and name not in external.trusted_factories():
+        call = f"{name}({', '.join(f'{k}={v!r}' for k, v in args.items())})"
+        origin = f" from {record['package']} {record.get('version') or ''}".rstrip() if record.get("package") else ""
+        raise CheckpointError(
+            f"this checkpoint's model is built by calling {call}{origin}, code that is neither a registry model nor "
+            f"an installed toolkit.models entry point, so nothing was imported; if you trust it, name it again: "
+            f"--model {name}"
+        )
+    return get_spec(name, args)

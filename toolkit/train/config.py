@@ -19,8 +19,9 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
-from toolkit.data import DATASETS
+from toolkit.data import BAD_IMAGE_POLICIES, DATASETS, native_image_size
 from toolkit.models import Recipe, get_spec
+from toolkit.models.external import check_arg_value, short_name
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "multistep", "cosine", "onecycle", "warmup-linear")
@@ -34,9 +35,12 @@ SPEED_SWITCHES = ("amp", "channels_last", "compile")  # the TrainConfig fields t
 
 @dataclass(frozen=True)
 class TrainConfig:
-    model: str = "tutorial-cnn"
-    dataset: str = "cifar10"  # cifar10 | cifar100 | synthetic
+    model: str = "tutorial-cnn"  # a registry name, a toolkit.models entry point, or package.module:factory
+    model_args: dict[str, Any] | None = None  # a factory's keyword arguments (--model-arg key=value)
+    dataset: str = "cifar10"  # cifar10 | cifar100 | synthetic | imagefolder
     data_dir: str | None = None  # None: $TOOLKIT_DATA or ./data
+    image_size: int | None = None  # pixels per side of the network's input; None: the data set's own size
+    on_bad_image: str = "fail"  # imagefolder: fail (list them) | skip (leave them out, listed in the summary)
     download: bool = True  # try torchvision's download when the set is missing
     # Recipe fields: None means "the registry's value for this model".
     epochs: float | None = None  # a fraction (9.9) ends the last epoch early
@@ -83,13 +87,14 @@ class TrainConfig:
 
     def resolved(self) -> TrainConfig:
         """Fill recipe fields from the registry, name the run, and validate everything."""
-        spec = get_spec(self.model)
+        spec = get_spec(self.model, self.model_args)
         recipe = asdict(spec.recipe)
         filled = {k: recipe[k] for k in recipe if getattr(self, k) is None}
         cfg = replace(self, **filled)
         if cfg.run_name is None:
             # The random suffix keeps two runs started in the same second out of each other's folder.
-            cfg = replace(cfg, run_name=f"{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}")
+            stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+            cfg = replace(cfg, run_name=f"{short_name(cfg.model)}-{stamp}")
         cfg.validate()
         return cfg
 
@@ -100,6 +105,7 @@ class TrainConfig:
             "limit_train": self.limit_train,
             "limit_test": self.limit_test,
             "val_size": self.val_size,
+            "image_size": self.image_size,
         }
         for name, value in positive.items():
             if value is not None and value < 1:
@@ -130,10 +136,19 @@ class TrainConfig:
             "crop_pad_mode": (self.crop_pad_mode, PAD_MODES),
             "flip": (self.flip, FLIPS),
             "tta": (self.tta, TTA_POLICIES),
+            "on_bad_image": (self.on_bad_image, BAD_IMAGE_POLICIES),
         }
         for name, (value, allowed) in choices.items():
             if value is not None and value not in allowed:
                 raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
+        native = native_image_size(self.dataset)
+        if self.image_size is not None and native is not None and self.image_size != native:
+            raise ConfigError(
+                f"--image-size {self.image_size}: {self.dataset} images are {native}x{native}; other sizes need "
+                f"--dataset imagefolder (or synthetic)"
+            )
+        for key, value in (self.model_args or {}).items():
+            check_arg_value(key, value)
         if self.run_name is not None:
             check_folder_name(self.run_name, "--run-name")
         for mode in self.amp_allowed or ():
@@ -225,6 +240,10 @@ def _typed(path: Path, key: str, value: Any, annotation: str) -> Any:
         if not isinstance(value, str):
             raise wrong("a string")
         return value
+    if base == "dict[str, Any]":
+        if not isinstance(value, dict):
+            raise wrong("a table (model_args = { num_classes = 10 })")
+        return {k: check_arg_value(k, v) for k, v in value.items()}
     if base == "tuple[str, ...]":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise wrong("a list of strings")

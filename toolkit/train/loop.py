@@ -28,7 +28,7 @@ from toolkit.core.files import write_json, write_text
 from toolkit.core.runs import CHECKPOINT, METRICS, SUMMARY, claim_run_dir
 from toolkit.models import get_spec
 from toolkit.train import distributed, speed
-from toolkit.train.checkpoint import load_checkpoint, make_payload, save_checkpoint, versions
+from toolkit.train.checkpoint import load_checkpoint, make_payload, save_checkpoint, trusted_spec, versions
 from toolkit.train.config import TrainConfig
 from toolkit.train.evaluation import evaluate
 from toolkit.train.progress import Reporter
@@ -132,7 +132,7 @@ def run_epoch(
 def summarize(t: Training, run_dir: Path) -> dict[str, Any]:
     """The run's summary.json, computed from its state alone."""
     cfg, metrics = t.cfg, t.state.metrics
-    spec = get_spec(cfg.model)
+    spec = get_spec(cfg.model, cfg.model_args)
     # Without test evaluation (sweep trials) the best epoch is the best on validation.
     score = "test_acc" if "test_acc" in metrics[-1] else "val_acc"
     best = max(metrics, key=lambda m: m[score])
@@ -214,7 +214,9 @@ def train(
     claim = claim_run_dir(run_dir, resuming=ckpt is not None) if dist.is_main else contextlib.nullcontext()
     stop = stop or StopFlag()
     with dist.guard(), claim, stop_on_signals(stop, enabled=not dist.enabled):
-        train_set, data_provenance = load_training_set(cfg)
+        train_set, data_provenance = load_training_set(cfg, reporter.note)
+        if cfg.image_size is None:  # the data's own size, recorded so exports and a resume know it
+            cfg = replace(cfg, image_size=train_set.image_size)
         cfg, decision = _decide_speed(cfg, device, dist, ckpt, train_set, reporter)
         t = prepare(cfg, device, dist, ckpt, train_set=train_set, data_provenance=data_provenance)
         t.speed = decision
@@ -261,7 +263,9 @@ def _resolve(config: TrainConfig | None, resume, overrides: dict) -> tuple[Train
     if resume is None:
         cfg = replace(config or TrainConfig(), **overrides).resolved()
         return cfg, Path(cfg.out) / cfg.run_name, None
-    ckpt = load_checkpoint(resume, expect_model=overrides.get("model") or (config and config.model))
+    named = overrides.get("model") or (config and config.model)
+    ckpt = load_checkpoint(resume, expect_model=named)
+    trusted_spec(ckpt["model"], named)  # a factory model resumes only when --model names it again
     saved = TrainConfig.from_dict(ckpt["train_config"])
     changed = sorted(
         k for k, v in overrides.items() if k not in RESUME_OVERRIDES and v is not None and v != getattr(saved, k, None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -18,11 +19,10 @@ from toolkit.data import (
     TensorLoader,
     load_dataset,
     normalization,
-    num_classes,
     provenance,
     stratified_split,
 )
-from toolkit.models import create_model
+from toolkit.models import build_model
 from toolkit.train import distributed
 from toolkit.train.config import TrainConfig
 from toolkit.train.lookahead import Lookahead
@@ -94,10 +94,37 @@ def batches_per_epoch(cfg: TrainConfig, train_images: int) -> int:
     return n // cfg.batch_size if cfg.drop_last else -(-n // cfg.batch_size)
 
 
-def load_training_set(cfg: TrainConfig) -> tuple[ImageSet, dict]:
+def load_training_set(cfg: TrainConfig, progress=None) -> tuple[ImageSet, dict]:
     """The run's training images (before the validation split) and where they came from."""
-    images = load_dataset(cfg.dataset, True, cfg.data_dir, limit=cfg.limit_train, download=cfg.download, seed=cfg.seed)
-    return images, provenance(cfg.dataset, cfg.data_dir)
+    images = load_dataset(
+        cfg.dataset,
+        True,
+        cfg.data_dir,
+        limit=cfg.limit_train,
+        download=cfg.download,
+        seed=cfg.seed,
+        image_size=cfg.image_size,
+        on_bad_image=cfg.on_bad_image,
+        progress=progress,
+    )
+    return images, images.info or provenance(cfg.dataset, cfg.data_dir)
+
+
+def load_eval_set(cfg: TrainConfig, train_set: ImageSet, split: str = "test", progress=None) -> ImageSet:
+    """The test (or an image folder's val) split, at the training set's size and with its classes."""
+    return load_dataset(
+        cfg.dataset,
+        False,
+        cfg.data_dir,
+        limit=cfg.limit_test,
+        download=cfg.download,
+        seed=cfg.seed,
+        image_size=train_set.image_size,
+        classes=train_set.classes,
+        on_bad_image=cfg.on_bad_image,
+        progress=progress,
+        split=split,
+    )
 
 
 def prepare(
@@ -121,13 +148,16 @@ def prepare(
     if train_set is None:
         train_set, data_provenance = load_training_set(cfg)
     if test_set is None and cfg.test_eval:
-        test_set = load_dataset(
-            cfg.dataset, False, cfg.data_dir, limit=cfg.limit_test, download=cfg.download, seed=cfg.seed
-        )
+        test_set = load_eval_set(cfg, train_set)
+    if ckpt is not None:  # a resume keeps the statistics it trained with
+        mean, std = tuple(ckpt["input"]["mean"]), tuple(ckpt["input"]["std"])
+    else:
+        mean, std = normalization(cfg.dataset, cfg.normalize, train_set)
     val_set = None
     if cfg.val_size:
         train_set, val_set = stratified_split(train_set, cfg.val_size, cfg.seed)
-    mean, std = normalization(cfg.dataset, cfg.normalize)
+    elif cfg.dataset == "imagefolder" and image_folder_has(cfg, "val"):
+        val_set = load_eval_set(cfg, train_set, "val")
     common = dict(device=device, mean=mean, std=std, channels_last=cfg.channels_last)
     train_loader = TensorLoader(
         train_set,
@@ -148,7 +178,8 @@ def prepare(
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank and every resume
     precision = Precision(cfg.amp, cfg.channels_last, cfg.compile, device)
-    model = precision.prepare_model(create_model(cfg.model, num_classes(cfg.dataset)).to(device))
+    model = build_model(cfg.model, cfg.model_args, len(train_set.classes), train_set.image_size)
+    model = precision.prepare_model(model.to(device))
     _check_parameter_names(model, cfg)
     if cfg.data_init_images and ckpt is None:
         _init_from_data(model, cfg, train_loader)
@@ -190,6 +221,12 @@ def prepare(
         data_provenance,
         val_loader,
     )
+
+
+def image_folder_has(cfg: TrainConfig, split: str) -> bool:
+    from toolkit.data import default_data_dir
+
+    return (Path(cfg.data_dir or default_data_dir()) / split).is_dir()
 
 
 def _check_parameter_names(model: nn.Module, cfg: TrainConfig) -> None:

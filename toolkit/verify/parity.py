@@ -24,7 +24,7 @@ import torch
 from toolkit.core.errors import ConfigError, ToolkitError
 from toolkit.core.files import sha256
 from toolkit.core.runs import CHECKPOINT, MANIFEST, ensure_writable, latest_run
-from toolkit.data import TensorLoader, load_dataset
+from toolkit.data import TensorLoader
 from toolkit.export.check import count_non_finite
 from toolkit.export.manifest import read_manifest, validate_manifest
 from toolkit.targets.child import run_in_child, saved_inputs
@@ -32,7 +32,7 @@ from toolkit.targets.formats import FORMATS, split_names, target_label
 from toolkit.targets.gates import Thresholds
 from toolkit.targets.plan import Target, plan
 from toolkit.targets.runtimes import open_runtime
-from toolkit.train.checkpoint import load_checkpoint
+from toolkit.train.checkpoint import allow_model, dataset_of, load_checkpoint, trusted_spec
 
 
 @dataclass
@@ -129,6 +129,7 @@ def verify(
     batch_size: int = 500,
     threads: int | None = None,
     allow_modified: bool = False,
+    model: str | None = None,
     artifacts: str | os.PathLike = "artifacts",
     write: bool = True,
 ) -> ParityResult:
@@ -144,6 +145,8 @@ def verify(
     if write:
         ensure_writable(run_dir)  # before minutes of work whose report could not be saved
     ckpt = load_checkpoint(run_dir)
+    allow_model(ckpt, model)
+    trusted_spec(ckpt["model"])  # one line before any child process fails on it
     notes: list[str] = []
     manifest, problem = read_manifest(run_dir)
     if problem:
@@ -153,15 +156,7 @@ def verify(
     if ckpt.get("origin") == "untrained":
         notes.append("the checkpoint holds untrained weights (made by toolkit bench --model)")
     targets = _targets(run_dir, runtimes, devices, split_names(formats) if formats else None, notes)
-    cfg = ckpt["train_config"]
-    test = load_dataset(
-        cfg["dataset"],
-        False,
-        data_dir or cfg.get("data_dir"),
-        limit=limit,
-        download=cfg.get("download", True),
-        seed=cfg["seed"],
-    )
+    test = dataset_of(ckpt, False, data_dir, limit=limit)
     loader = TensorLoader(test, batch_size, mean=tuple(ckpt["input"]["mean"]), std=tuple(ckpt["input"]["std"]))
     batches = list(loader.epoch(0))
     inputs = [x for x, _ in batches]
@@ -225,7 +220,15 @@ def verify(
             )
     ref_info = {**reference.describe(), "accuracy": ref_acc, "logit_scale": scale, "tf32": False}
     result = ParityResult(
-        run_dir, ckpt["model"]["name"], cfg["dataset"], len(labels), batch_size, ref_info, thresholds, entries, notes
+        run_dir,
+        ckpt["model"]["name"],
+        ckpt["train_config"]["dataset"],
+        len(labels),
+        batch_size,
+        ref_info,
+        thresholds,
+        entries,
+        notes,
     )
     if write:
         from toolkit.verify.report import write_parity

@@ -1,0 +1,80 @@
+"""Foreign-model conformance: torchvision's small classifiers through every format and every installed runtime.
+
+    python benchmarks/conformance.py [--models mobilenet_v2 ...] [--sizes 32 64] [--out artifacts/conformance]
+
+Each model is built untrained by its torchvision factory (`num_classes=10`) at each input size, exported to
+each format on its own (toolkit/verify/conformance.py) and verified on a synthetic 10-class test set at that
+size. Writes conformance.json (every cell with its figures and failure lines) and conformance.md (the table
+the README shows: one row per model x size x format, one column per runtime, and the wall time per model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from toolkit.core.files import write_json, write_text  # noqa: E402
+from toolkit.core.machine import cpu_model  # noqa: E402
+from toolkit.verify.conformance import cell_text, conformance  # noqa: E402
+
+MODELS = (
+    "mobilenet_v2",
+    "mobilenet_v3_small",
+    "shufflenet_v2_x0_5",
+    "squeezenet1_1",
+    "efficientnet_b0",
+    "regnet_x_400mf",
+    "mnasnet0_5",
+    "resnet18",
+)
+
+
+def table(results: list[dict]) -> str:
+    runtimes = sorted({c["runtime"] for r in results for c in r["cells"]})
+    lines = [
+        "| model | input | format | export | " + " | ".join(runtimes) + " |",
+        "|---|---|---|---|" + "---|" * len(runtimes),
+    ]
+    for r in results:
+        name = f"{r['model'].split(':')[-1]} ({r['seconds']:.0f} s)"
+        for fmt, exported in r["exported"].items():
+            cells = {c["runtime"]: cell_text(c) for c in r["cells"] if c["format"] == fmt and c["device"] == "cpu"}
+            row = [cells.get(rt, "-") for rt in runtimes]
+            export_cell = "ok" if exported == "ok" else f"FAIL: {exported[:200]}"
+            lines.append(f"| {name} | {r['image_size']} | {fmt} | {export_cell} | " + " | ".join(row) + " |")
+            name = ""
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=list(MODELS))
+    ap.add_argument("--sizes", nargs="+", type=int, default=[32, 64])
+    ap.add_argument("--formats", default="all")
+    ap.add_argument("--limit", type=int, default=256, help="synthetic test images verify compares on")
+    ap.add_argument("--out", default="artifacts/conformance")
+    args = ap.parse_args()
+    out = Path(args.out)
+    results, started = [], time.time()
+    for model in args.models:
+        for size in args.sizes:
+            r = conformance(f"torchvision.models:{model}", size, out, formats=args.formats, limit=args.limit)
+            results.append(r.to_dict())
+            print(
+                f"{model} at {size}: {r.seconds:.0f} s; export "
+                + ", ".join(f"{k}={'ok' if v == 'ok' else 'FAIL'}" for k, v in r.exported.items()),
+                flush=True,
+            )
+            report = {"cpu": cpu_model(), "started": started, "results": results}
+            write_json(out / "conformance.json", report)
+            write_text(out / "conformance.md", f"CPU: {cpu_model()}\n\n" + table(results))
+    print(json.dumps({"wall_s": time.time() - started}))
+
+
+if __name__ == "__main__":
+    main()
