@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 
 from tests.test_cli_train import assert_one_line_error
 from toolkit.cli import app
-from toolkit.core.errors import DataError
 from toolkit.data import imagefolder, load_dataset
 from toolkit.data.decode import load_image
 from toolkit.data.imagefolder import channel_stats, read_split, write_split
@@ -192,16 +191,30 @@ def _only(folder: Path, keep: tuple[str, ...]) -> None:
             shutil.rmtree(p)
 
 
-def test_a_set_too_large_for_memory_is_refused_with_its_size(tmp_path, monkeypatch):
-    root = make_shapes_set(tmp_path / "shapes")
-    monkeypatch.setattr(imagefolder, "available_memory", lambda: 100_000)
-    with pytest.raises(DataError, match=r"36 images at 48x48 take 0.0 GiB decoded, more than half"):
-        read_split(root, "train", None)
-
-
 def test_image_size_the_model_cannot_take_is_one_line(tmp_path):
     root = make_shapes_set(tmp_path / "shapes")
     r = run("train", "--model", "tests.own_models:only_32", "--epochs", "1", "--progress", "none", "--dataset",
             "imagefolder", "--data-dir", root, "--out", tmp_path / "out")  # fmt: skip
     assert_one_line_error(r, "cannot take 3x48x48 input", "--image-size")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_set_too_large_for_memory_is_streamed_and_trains_exactly_as_in_memory(tmp_path, monkeypatch):
+    root = make_shapes_set(tmp_path / "shapes", per_class=30)
+    args = ("--dataset", "imagefolder", "--data-dir", root, "--val-size", "9", "--seed", "3", "--amp", "off",
+            "--no-channels-last", "--no-compile", "--out", tmp_path)  # fmt: skip
+    assert run("train", *FAST, *args, "--run-name", "memory").exit_code == 0
+    in_memory = read_split(root, "train", None)
+    monkeypatch.setattr(imagefolder, "available_memory", lambda: 100_000)  # 90 images at 48x48 take 622 kB
+    monkeypatch.setattr(imagefolder, "PARALLEL_FROM", 1)  # the checking pass and each batch in forked workers
+    streamed = read_split(root, "train", None)
+    assert isinstance(streamed.images, imagefolder.FileImages) and streamed.info["streamed"]
+    assert torch.equal(streamed.images[torch.tensor([5, 0, 77])].decode(), in_memory.images[[5, 0, 77]])
+    assert np.allclose(channel_stats(streamed.images), channel_stats(in_memory.images), atol=2e-6)
+    r = run("train", *FAST, *args, "--run-name", "streamed")
+    assert r.exit_code == 0, r.output
+    a, b = (torch.load(tmp_path / n / "checkpoint.pt", weights_only=True) for n in ("memory", "streamed"))
+    assert a["input"]["mean"] == pytest.approx(b["input"]["mean"], abs=2e-6)
+    for k, v in a["state_dict"].items():  # the same batches, crops and flips: the same weights
+        assert torch.allclose(v.float(), b["state_dict"][k].float(), atol=1e-5), k
+    assert json.loads((tmp_path / "streamed" / "summary.json").read_text())["data_provenance"]["streamed"] is True

@@ -106,6 +106,76 @@ def _decode_chunk(files: list[str], size: int) -> tuple[np.ndarray, list[tuple[i
     return out, bad, converted
 
 
+def _scan_chunk(files: list[str], size: int) -> tuple[np.ndarray, list, list]:
+    """Worker, for a streamed set: the files checked and their per-channel sums; the pixels are dropped."""
+    pixels, bad, converted = _decode_chunk(files, size)
+    x = pixels.astype(np.float64) / 255
+    sums = np.stack([x.sum(axis=(1, 2)), (x * x).sum(axis=(1, 2))], axis=1)  # (k, 2, 3)
+    return sums, bad, converted
+
+
+def _workers(files: int, chunks: int) -> int:
+    # Forked workers decode with Pillow and numpy only (no torch op, so no OpenMP pool to inherit) and start in
+    # milliseconds; spawn would re-import torch in each and cannot start from a script read on stdin.
+    parallel = files >= PARALLEL_FROM and sys.platform == "linux"
+    return min(os.cpu_count() or 1, chunks) if parallel else 1
+
+
+def _map(work, chunks: list, size: int, workers: int, progress=None, total: int = 0) -> list:
+    """`work(chunk, size)` over the chunks, in forked workers when there are several; progress every ~20 %."""
+    if workers <= 1:
+        return [work(c, size) for c in chunks]
+    import multiprocessing
+
+    results, step = [], max(1, len(chunks) // 5)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        for k, r in enumerate(pool.map(work, chunks, [size] * len(chunks))):
+            results.append(r)
+            if progress and (k + 1) % step == 0 and k + 1 < len(chunks):
+                progress(f"  {min((k + 1) * CHUNK, total):,} of {total:,} images decoded")
+    return results
+
+
+class FileImages:
+    """A streamed image set: a (N, 3, S, S) uint8 stand-in whose rows are decoded from their files when read.
+
+    Slicing or indexing gives another FileImages (a lazy subset); `decode()` reads its files, in forked
+    workers when there are many. The loader (loader.py) decodes each batch when it reaches it, so one batch of
+    pixels is in memory at a time. `sums`: each channel's sum and sum of squares, from the checking pass.
+    """
+
+    def __init__(self, paths: list[str], size: int, workers: int = 1, sums: np.ndarray | None = None):
+        self.paths, self.size, self.workers, self.sums = list(paths), size, workers, sums
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((len(self.paths), 3, self.size, self.size))
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def to(self, device) -> FileImages:  # stays on disk; each decoded batch goes to the loader's device
+        return self
+
+    def __getitem__(self, index) -> FileImages:
+        if isinstance(index, slice):
+            return FileImages(self.paths[index], self.size, self.workers)
+        rows = torch.as_tensor(index).reshape(-1).tolist()
+        return FileImages([self.paths[i] for i in rows], self.size, self.workers)
+
+    def decode(self) -> torch.Tensor:
+        # A training batch is split over the workers (a fork costs ~10 ms; 64 files take longer to decode).
+        parts = self.workers if len(self.paths) >= 64 else 1
+        step = -(-len(self.paths) // parts) if self.paths else 1
+        chunks = [self.paths[i : i + step] for i in range(0, len(self.paths), step)]
+        results = _map(_decode_chunk, chunks, self.size, min(parts, len(chunks)))
+        for _, bad, _ in results:
+            if bad:  # the checking pass read this file: it changed since
+                raise DataError(f"{bad[0][1]} (it was readable when the run started)")
+        pixels = np.concatenate([r[0] for r in results]) if results else np.zeros((0, self.size, self.size, 3))
+        return torch.from_numpy(pixels.astype(np.uint8)).permute(0, 3, 1, 2).contiguous()
+
+
 def available_memory() -> int:
     """Bytes the kernel says a new allocation can take (MemAvailable), else physical memory."""
     try:
@@ -127,7 +197,8 @@ def read_split(
     limit: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> ImageSet:
-    """One split decoded into memory; `info` records the folder, sizes, skipped and converted files."""
+    """One split decoded into memory, or streamed from its files when it would take more than MEMORY_SHARE of the
+    available memory decoded; `info` records the folder, sizes, skipped and converted files."""
     if on_bad_image not in BAD_IMAGE_POLICIES:
         raise DataError(f"unknown --on-bad-image {on_bad_image!r}; choose one of: {', '.join(BAD_IMAGE_POLICIES)}")
     files, classes = scan(root, split, classes)
@@ -137,32 +208,24 @@ def read_split(
         files = [files[i] for i in sorted(set(keep.tolist()))]
     size = image_size or native_size(files)
     needed = len(files) * 3 * size * size
-    if needed > MEMORY_SHARE * available_memory():
-        raise DataError(
-            f"{Path(root) / split}: {len(files):,} images at {size}x{size} take {needed / 2**30:.1f} GiB decoded, more "
-            f"than half of the {available_memory() / 2**30:.1f} GiB available; lower --image-size or --limit-train"
-        )
+    streamed = needed > MEMORY_SHARE * available_memory()
     paths = [str(f) for f, _ in files]
     chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
-    arrays, bad, converted = [], [], []
-    # Forked workers decode with Pillow and numpy only (no torch op, so no OpenMP pool to inherit) and start in
-    # milliseconds; spawn would re-import torch in each and cannot start from a script read on stdin.
-    parallel = len(paths) >= PARALLEL_FROM and sys.platform == "linux"
-    workers = min(os.cpu_count() or 1, len(chunks)) if parallel else 1
+    workers = _workers(len(paths), len(chunks))
     if progress:
-        progress(
-            f"decoding {len(paths):,} images of {Path(root) / split} to {size}x{size} "
-            f"({needed / 2**20:,.0f} MiB in memory, {workers} process(es))"
+        where = (
+            f"streamed from disk: {needed / 2**30:.1f} GiB decoded is more than half of the "
+            f"{available_memory() / 2**30:.1f} GiB available; a first pass checks every file and computes mean/std"
+            if streamed
+            else f"{needed / 2**20:,.0f} MiB in memory"
         )
-    if workers > 1:
-        import multiprocessing
-
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            results = list(pool.map(_decode_chunk, chunks, [size] * len(chunks)))
-    else:
-        results = [_decode_chunk(c, size) for c in chunks]
+        progress(
+            f"decoding {len(paths):,} images of {Path(root) / split} to {size}x{size} ({where}, {workers} process(es))"
+        )
+    results = _map(_scan_chunk if streamed else _decode_chunk, chunks, size, workers, progress, len(paths))
+    arrays, bad, converted = [], [], []
     for k, (arr, b, c) in enumerate(results):
-        arrays.append(arr)
+        arrays.append(arr)  # pixels, or (streamed) per-image channel sums
         bad += [(k * CHUNK + i, why) for i, why in b]
         converted += [(k * CHUNK + i, what) for i, what in c]
     if bad and on_bad_image == "fail":
@@ -175,7 +238,11 @@ def read_split(
     keep[[i for i, _ in bad]] = False
     if not keep.any():
         raise DataError(f"{Path(root) / split}: none of its {len(paths)} files is a readable image")
-    images = torch.from_numpy(np.concatenate(arrays)[keep]).permute(0, 3, 1, 2).contiguous()
+    if streamed:
+        sums = np.concatenate(arrays)[keep].sum(axis=0)  # (2, 3): per channel, sum and sum of squares of x / 255
+        images = FileImages([p for p, k in zip(paths, keep, strict=True) if k], size, workers, sums)
+    else:
+        images = torch.from_numpy(np.concatenate(arrays)[keep]).permute(0, 3, 1, 2).contiguous()
     labels = torch.tensor([label for (_, label), k in zip(files, keep, strict=True) if k], dtype=torch.int64)
     info = {
         "dataset": "imagefolder",
@@ -185,7 +252,8 @@ def read_split(
         "images": int(keep.sum()),
         "image_size": size,
         "resize": RESIZE,
-        "memory_bytes": int(images.numel()),
+        "memory_bytes": 0 if streamed else int(images.numel()),
+        "streamed": streamed,
         "skipped": [why for _, why in bad],
         "converted": [f"{paths[i]}: {what}" for i, what in converted],
         "official": False,
@@ -197,6 +265,11 @@ def read_split(
 
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std of uint8 images (N, C, H, W) in [0, 1] units, in float64 chunks."""
+    if isinstance(images, FileImages):  # a streamed set: from the checking pass's sums
+        count = len(images) * images.size * images.size
+        mean = images.sums[0] / count
+        std = np.sqrt(np.maximum(images.sums[1] / count - mean * mean, 0)).clip(1 / 255)
+        return tuple(round(float(v), 6) for v in mean), tuple(round(float(v), 6) for v in std)
     c = images.shape[1]
     total = torch.zeros(c, dtype=torch.float64)
     squares = torch.zeros(c, dtype=torch.float64)

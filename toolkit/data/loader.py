@@ -115,6 +115,10 @@ class TensorLoader:
         self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1)
 
+    def pixels(self, x) -> torch.Tensor:
+        """uint8 pixels on the device: a streamed set's rows (imagefolder.FileImages) are decoded here."""
+        return x if isinstance(x, torch.Tensor) else x.decode().to(self.device)
+
     @property
     def num_samples(self) -> int:
         return int(self.labels.shape[0])
@@ -124,7 +128,7 @@ class TensorLoader:
         return n // b if self.drop_last else -(-n // b)
 
     def to_float(self, x: torch.Tensor) -> torch.Tensor:
-        x = normalise(x, self.mean, self.std)
+        x = normalise(self.pixels(x), self.mean, self.std)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def epoch(self, epoch: int = 0, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -137,7 +141,7 @@ class TensorLoader:
             batch = slice(i * self.batch_size, (i + 1) * self.batch_size)
             mine = slice(self.rank * local, (self.rank + 1) * local) if self.world_size > 1 else slice(None)
             idx = order[batch][mine]
-            x = self.images[idx]
+            x = self.pixels(self.images[idx])
             if self.augment:
                 # Drawn for the whole global batch, then sliced: every rank count gives the same crops.
                 params = draw_crop_flip(
