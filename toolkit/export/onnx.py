@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,7 @@ def write(
     meta = {
         "toolkit.model": ckpt["model"]["name"],
         "toolkit.num_classes": str(ckpt["model"]["num_classes"]),
-        "toolkit.classes": ",".join(ckpt["classes"]),
+        "toolkit.classes": json.dumps(ckpt["classes"]),  # an image folder's class names may hold commas
         "toolkit.input_layout": ckpt["input"]["layout"],
         "toolkit.input_mean": ",".join(map(str, ckpt["input"]["mean"])),
         "toolkit.input_std": ",".join(map(str, ckpt["input"]["std"])),
@@ -94,3 +95,4 @@ def write(
     except Exception as exc:
         raise ExportError(f"exported ONNX fails onnx.checker: {first_line(exc)}") from None
     return {"exporter": exporter, "opset": file_opset(proto), "opset_requested": opset}
+
