@@ -51,6 +51,51 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+SHORT = {"torchscript": "ts", "onnx-int8": "int8", "onnx-int8-dynamic": "int8-dyn", "onnx-fp16": "fp16",
+         "onnxruntime": "ort", "openvino": "ov", "opencv": "cv", "torch-export": "", "executorch": "",
+         "aoti": "", "checkpoint-bf16": "bf16"}  # fmt: skip
+
+
+def compact_table(results: list[dict]) -> str:
+    """One row per model x input size, one column per file/runtime; failures as numbered notes below."""
+    columns = []
+    for r in results:
+        for c in r["cells"]:
+            key = (c["format"], c["runtime"])
+            if c["device"] == "cpu" and key not in columns:
+                columns.append(key)
+    formats = list(dict.fromkeys(f for r in results for f in r["exported"]))
+    order = {f: i for i, f in enumerate(formats)}
+    columns.sort(key=lambda k: (order.get(k[0], -1), k[1]))
+    label = lambda f, rt: "/".join(x for x in (SHORT.get(f, f), SHORT.get(rt, rt)) if x) or f  # noqa: E731
+    lines = [
+        "| model | input | s | " + " | ".join(label(*k) for k in columns) + " |",
+        "|---|---|--:|" + ":-:|" * len(columns),
+    ]
+    notes: list[str] = []
+
+    def note(text: str) -> str:
+        if text not in notes:
+            notes.append(text)
+        return f"✗{notes.index(text) + 1}"
+
+    for r in results:
+        cells = {(c["format"], c["runtime"]): c for c in r["cells"] if c["device"] == "cpu"}
+        row = []
+        for f, rt in columns:
+            if r["exported"].get(f, "ok") != "ok":
+                row.append(note(f"{f} export: {r['exported'][f]}"))
+            elif (f, rt) not in cells:
+                row.append("-")
+            elif cells[(f, rt)]["passed"]:
+                row.append("✓")
+            else:
+                row.append(note(cell_text(cells[(f, rt)]).removeprefix("FAIL: ")))
+        name = r["model"].split(":")[-1]
+        lines.append(f"| {name} | {r['image_size']} | {r['seconds']:.0f} | " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n\n" + "".join(f"{i + 1}. {t}\n" for i, t in enumerate(notes))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=list(MODELS))
@@ -72,7 +117,10 @@ def main() -> None:
             )
             report = {"cpu": cpu_model(), "started": started, "results": results}
             write_json(out / "conformance.json", report)
-            write_text(out / "conformance.md", f"CPU: {cpu_model()}\n\n" + table(results))
+            write_text(
+                out / "conformance.md",
+                f"CPU: {cpu_model()}\n\n" + compact_table(results) + "\n## Every cell\n\n" + table(results),
+            )
     print(json.dumps({"wall_s": time.time() - started}))
 
 

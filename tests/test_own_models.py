@@ -2,6 +2,7 @@
 checkpoint never makes the toolkit import code the user did not name."""
 
 import json
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -97,13 +98,21 @@ def test_a_factory_model_goes_through_the_whole_flow(tmp_path, monkeypatch):
     assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"] == 2
 
 
-@pytest.fixture
-def os_system_run(tmp_path):
-    """A run whose checkpoint was edited to name os:system as its model's factory."""
-    r = run("train", "--model", "resnet20", *SMALL, "--out", tmp_path, "--run-name", "evil")
+@pytest.fixture(scope="module")
+def exported_resnet(tmp_path_factory):
+    """A small trained and exported resnet20 run, made once for the tests below (each edits a copy)."""
+    out = tmp_path_factory.mktemp("resnet")
+    r = run("train", "--model", "resnet20", *SMALL, "--out", out, "--run-name", "evil")
     assert r.exit_code == 0, r.output
+    assert run("export", out / "evil", "--format", "onnx").exit_code == 0
+    return out / "evil"
+
+
+@pytest.fixture
+def os_system_run(exported_resnet, tmp_path):
+    """A copy of that run whose checkpoint was edited to name os:system as its model's factory."""
     run_dir = tmp_path / "evil"
-    assert run("export", run_dir, "--format", "onnx").exit_code == 0
+    shutil.copytree(exported_resnet, run_dir)
     marker = tmp_path / "pwned"
     path = run_dir / "checkpoint.pt"
     ckpt = torch.load(path, weights_only=True)
