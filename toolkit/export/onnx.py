@@ -95,4 +95,3 @@ def write(
     except Exception as exc:
         raise ExportError(f"exported ONNX fails onnx.checker: {first_line(exc)}") from None
     return {"exporter": exporter, "opset": file_opset(proto), "opset_requested": opset}
-

@@ -18,7 +18,7 @@ from toolkit.core.errors import CheckpointError, ConfigError, first_line
 from toolkit.core.files import atomic_path
 from toolkit.core.runs import CHECKPOINT, remove_stale_temps_if_idle
 from toolkit.core.version import __version__
-from toolkit.data import CIFAR10_CLASSES, ImageSet, load_dataset, normalization
+from toolkit.data import CIFAR10_CLASSES, ImageSet, normalization
 from toolkit.models import REGISTRY, build_model, external, get_spec
 from toolkit.train.config import TrainConfig
 
@@ -237,17 +237,15 @@ def allow_model(ckpt: dict[str, Any], model: str | None) -> None:
 
 def dataset_of(ckpt: dict[str, Any], train: bool, data_dir: str | None = None, *, limit: int | None = None) -> ImageSet:
     """The run's own data set (a split of it), at the size and with the classes the model was trained on."""
-    cfg = ckpt["train_config"]
-    return load_dataset(
-        cfg["dataset"],
-        train,
-        data_dir or cfg.get("data_dir"),
+    from toolkit.train.setup import load_split  # setup builds on this module
+
+    return load_split(
+        TrainConfig.from_dict(ckpt["train_config"]),
+        "train" if train else "test",
         limit=limit,
-        download=cfg.get("download", True),
-        seed=cfg.get("seed", 0),
         image_size=int(ckpt["input"]["shape"][-1]),
-        classes=tuple(ckpt["classes"]) if cfg["dataset"] == "imagefolder" else None,
-        on_bad_image=cfg.get("on_bad_image", "fail"),
+        classes=tuple(ckpt["classes"]),
+        data_dir=data_dir,
     )
 
 

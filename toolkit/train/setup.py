@@ -94,36 +94,42 @@ def batches_per_epoch(cfg: TrainConfig, train_images: int) -> int:
     return n // cfg.batch_size if cfg.drop_last else -(-n // cfg.batch_size)
 
 
-def load_training_set(cfg: TrainConfig, progress=None) -> tuple[ImageSet, dict]:
-    """The run's training images (before the validation split) and where they came from."""
-    images = load_dataset(
+def load_split(
+    cfg: TrainConfig,
+    split: str,
+    *,
+    limit: int | None = None,
+    image_size: int | None = None,
+    classes: tuple[str, ...] | None = None,
+    data_dir: str | None = None,
+    progress=None,
+) -> ImageSet:
+    """One split (train, val, test) of the run's data set, as `cfg` says to read it."""
+    return load_dataset(
         cfg.dataset,
-        True,
-        cfg.data_dir,
-        limit=cfg.limit_train,
+        split == "train",
+        data_dir or cfg.data_dir,
+        limit=limit,
         download=cfg.download,
         seed=cfg.seed,
-        image_size=cfg.image_size,
+        image_size=image_size,
+        classes=classes,
         on_bad_image=cfg.on_bad_image,
         progress=progress,
+        split=split,
     )
+
+
+def load_training_set(cfg: TrainConfig, progress=None) -> tuple[ImageSet, dict]:
+    """The run's training images (before the validation split) and where they came from."""
+    images = load_split(cfg, "train", limit=cfg.limit_train, image_size=cfg.image_size, progress=progress)
     return images, images.info or provenance(cfg.dataset, cfg.data_dir)
 
 
 def load_eval_set(cfg: TrainConfig, train_set: ImageSet, split: str = "test", progress=None) -> ImageSet:
     """The test (or an image folder's val) split, at the training set's size and with its classes."""
-    return load_dataset(
-        cfg.dataset,
-        False,
-        cfg.data_dir,
-        limit=cfg.limit_test,
-        download=cfg.download,
-        seed=cfg.seed,
-        image_size=train_set.image_size,
-        classes=train_set.classes,
-        on_bad_image=cfg.on_bad_image,
-        progress=progress,
-        split=split,
+    return load_split(
+        cfg, split, limit=cfg.limit_test, image_size=train_set.image_size, classes=train_set.classes, progress=progress
     )
 
 
