@@ -86,10 +86,13 @@ def test_a_model_trained_on_an_image_folder_predicts_its_pngs_as_eager_does(cifa
 
     net = model_from_checkpoint(ckpt, model=TINY)
     with torch.no_grad():
-        expected = net(normalise(test.images, ckpt["input"]["mean"], ckpt["input"]["std"])).argmax(1)
-    for i, label in enumerate(expected.tolist()):
+        logits = net(normalise(test.images, ckpt["input"]["mean"], ckpt["input"]["std"]))
+    top2 = logits.topk(2, dim=1)
+    clear = (top2.values[:, 0] - top2.values[:, 1]) > 1e-4  # a near-tie may flip between runtimes, not a bug
+    assert int(clear.sum()) >= 150
+    for i in torch.nonzero(clear).flatten().tolist():
         name = f"{i:05d}.png"
-        assert answers[name] == test.classes[label], name
+        assert answers[name] == test.classes[int(top2.indices[i, 0])], name
 
 
 def make_shapes_set(root: Path, sizes=((48, 48),), per_class: int = 12, splits=("train", "test")) -> Path:
