@@ -84,7 +84,9 @@ def compact_table(results: list[dict]) -> str:
         row = []
         for f, rt in columns:
             if r["exported"].get(f, "ok") != "ok":
-                row.append(note(f"{f} export: {r['exported'][f]}"))
+                why = r["exported"][f]
+                mark = note(f"{f}: {why.split(': ', 1)[-1] if 'no MatMul/Gemm' in why else 'export: ' + why}")
+                row.append(mark.replace("✗", "n/a ") if "no MatMul/Gemm" in why else mark)
             elif (f, rt) not in cells:
                 row.append("-")
             elif cells[(f, rt)]["passed"]:

@@ -75,7 +75,10 @@ def _run_seed(cfg: TrainConfig, run_dir: Path, reporter, progress, step_hook) ->
         differs = sorted(
             k
             for k, v in cfg.to_dict().items()
-            if k not in _NOT_THE_EXPERIMENT and v != getattr(saved, k) and not _left_to_policy(k, v)
+            if k not in _NOT_THE_EXPERIMENT
+            and v != getattr(saved, k)
+            and not _left_to_policy(k, v)
+            and not (k == "image_size" and v is None)  # the data's own size, which the run recorded
         )
         if differs:
             raise RunFolderError(
