@@ -189,7 +189,7 @@ def test_bench_skips_fp16_on_the_onnxruntime_cpu_provider_and_recommends_only_ve
     from toolkit.bench.run import BenchConfig, _inference_specs
 
     notes = []
-    specs = _inference_specs(run_copy, BenchConfig(devices=("cpu",)), 1, notes)
+    specs = _inference_specs(run_copy, BenchConfig(devices=("cpu",)), 1, notes, [3, 32, 32])
     targets = {(s["runtime"], s["format"]) for s in specs}
     assert ("onnxruntime", "onnx-int8") in targets and ("onnxruntime", "onnx-fp16") not in targets
     assert any("no fp16 kernels" in n for n in notes)
