@@ -105,13 +105,19 @@ def main() -> None:
     ap.add_argument("--formats", default="all")
     ap.add_argument("--limit", type=int, default=256, help="synthetic test images verify compares on")
     ap.add_argument("--out", default="artifacts/conformance")
+    ap.add_argument("--update", action="store_true", help="keep OUT/conformance.json's other rows, replace these")
     args = ap.parse_args()
     out = Path(args.out)
     results, started = [], time.time()
+    if args.update and (out / "conformance.json").is_file():
+        redo = {f"torchvision.models:{m}" for m in args.models}
+        results = [r for r in json.loads((out / "conformance.json").read_text())["results"] if r["model"] not in redo]
+    rank = {m: i for i, m in enumerate(MODELS)}
     for model in args.models:
         for size in args.sizes:
             r = conformance(f"torchvision.models:{model}", size, out, formats=args.formats, limit=args.limit)
             results.append(r.to_dict())
+            results.sort(key=lambda x: (rank.get(x["model"].split(":")[-1], len(rank)), x["image_size"]))
             print(
                 f"{model} at {size}: {r.seconds:.0f} s; export "
                 + ", ".join(f"{k}={'ok' if v == 'ok' else 'FAIL'}" for k, v in r.exported.items()),

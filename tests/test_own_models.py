@@ -220,3 +220,16 @@ def test_a_plugin_adds_a_named_model_with_its_recipe(tmp_path, monkeypatch):
     # An installed plugin is trusted: no --model needed to rebuild it.
     assert run("export", tmp_path / "p", "--format", "onnx").exit_code == 0
     assert run("verify", tmp_path / "p", "--runtime", "onnxruntime").exit_code == 0
+
+
+def test_a_model_that_versions_its_state_dict_rebuilds_from_its_checkpoint(tmp_path):
+    """torchvision's MNASNet refuses weights without the per-module version torch keeps beside them."""
+    from toolkit.models.external import trust
+    from toolkit.train.checkpoint import load_checkpoint, model_from_checkpoint, write_untrained
+
+    name = "torchvision.models:mnasnet0_5"
+    trust(name)
+    write_untrained(name, tmp_path / "m", dataset="synthetic")
+    ckpt = load_checkpoint(tmp_path / "m")
+    assert ckpt["state_dict"]._metadata[""]["version"] == 2
+    model_from_checkpoint(ckpt)  # raised "version should be set to 1 or 2 instead of None" before

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ def make_payload(
     return {
         "model": spec.record(len(classes)),
         "origin": origin,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": cpu_state_dict(model),
         "train_config": cfg.to_dict(),
         "epoch": progress["epoch"],
         "progress": progress,
@@ -98,6 +99,15 @@ def make_payload(
         "seed": cfg.seed,
         "world_size": world_size,
     }
+
+
+def cpu_state_dict(model: nn.Module) -> OrderedDict:
+    """The weights on the CPU, with the per-module versions torch keeps beside them (`_metadata`): a module
+    such as torchvision's MNASNet refuses a state dict without its version (found by the conformance run)."""
+    state = model.state_dict()
+    cpu = OrderedDict((k, v.detach().cpu()) for k, v in state.items())
+    cpu._metadata = getattr(state, "_metadata", OrderedDict())  # plain dicts: weights_only reads them back
+    return cpu
 
 
 def write_untrained(
