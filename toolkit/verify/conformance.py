@@ -14,6 +14,7 @@ nothing. SGD at the foreign recipe's lr for as few steps drove efficientnet_b0's
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -59,6 +60,7 @@ def conformance(
     args = {"num_classes": 10, **(model_args or {})}
     run = Path(out) / f"{short_name(model)}-{image_size}"
     result = Conformance(model, image_size)
+    shutil.rmtree(run, ignore_errors=True)  # the row's own folder, from an earlier run of the table
     trained = train(
         model=model,
         model_args=args,
