@@ -91,7 +91,10 @@ def _seed_speed_cache(model: str, batch: int, threads: int) -> None:
     speed.write_cache(key, entry)
 
 
-def test_bench_writes_reports(exported_run):
+def test_bench_writes_reports(exported_run, tmp_path, monkeypatch):
+    # A cache of this test's own (bench's children inherit it): the seeded entry must not steer other tests'
+    # short synthetic resnet20 runs, whose key it matches.
+    monkeypatch.setenv("TOOLKIT_CACHE_DIR", str(tmp_path / "cache"))
     _seed_speed_cache("resnet20", 128, 1)
     r = run(
         "bench",
