@@ -11,7 +11,6 @@ from toolkit.data.cifar import (
     load_dataset,
     native_image_size,
     normalization,
-    num_classes,
     provenance,
     read_cifar,
 )
@@ -34,7 +33,6 @@ __all__ = [
     "load_dataset",
     "normalization",
     "provenance",
-    "num_classes",
     "read_cifar",
     "normalise",
     "stratified_split",

@@ -102,10 +102,6 @@ def normalization(
     return (CIFAR100_MEAN, CIFAR100_STD) if dataset == "cifar100" else (CIFAR10_MEAN, CIFAR10_STD)
 
 
-def num_classes(dataset: str) -> int:
-    return 100 if dataset == "cifar100" else 10
-
-
 def native_image_size(dataset: str) -> int | None:
     """The input side a data set comes at, or None where --image-size chooses (image folders, synthetic)."""
     return 32 if dataset in _LAYOUTS else None
