@@ -91,6 +91,8 @@ Formats = Annotated[
     ),
 ]
 Out = Annotated[Optional[str], Opt(help="Artifacts folder [artifacts].")]
+TERMINAL_COLUMNS = 100  # tables print this wide; --wide prints every column (the run's .md files have them all)
+Wide = Annotated[bool, Opt("--wide", help="Print every column (wider than 100 characters).")]
 
 # The speed switches: left out, each is decided by timing on this machine (toolkit/train/speed.py).
 Amp = Annotated[
@@ -407,6 +409,7 @@ def verify(
     batch_size: Annotated[Optional[int], Opt(help="Images per batch [500].")] = None,
     threads: Threads = None,
     model: TrustModel = None,
+    wide: Wide = False,
 ):
     """Check every exported file x runtime x device against eager fp32 CPU on the test set; exit 1 on a failure."""
     from rich.console import Console
@@ -415,7 +418,7 @@ def verify(
     from toolkit.core.runs import latest_run
     from toolkit.verify.parity import Thresholds
     from toolkit.verify.parity import verify as run_verify
-    from toolkit.verify.report import PARITY_COLUMNS, parity_rows
+    from toolkit.verify.report import COMPACT_COLUMNS, PARITY_COLUMNS, compact_rows, parity_rows
 
     with user_errors():
         if run_dir is None:
@@ -444,13 +447,25 @@ def verify(
             allow_modified=allow_modified,
             **_given(batch_size=batch_size, threads=threads),
         )
-    table = Table(*PARITY_COLUMNS, title=f"{result.model}: {result.samples} test images")
-    for row in parity_rows(result):
+    title = f"{result.model}: {result.samples} test images"
+    if wide:
+        table = Table(*PARITY_COLUMNS, title=title)
+        rows = parity_rows(result)
+    else:
+        table = Table(title=title, box=None, pad_edge=False)
+        for c in COMPACT_COLUMNS:
+            table.add_column(c, no_wrap=c != "target", overflow="fold")
+        rows = compact_rows(result)
+    for row in rows:
         table.add_row(*row)
-    Console(width=200).print(table)
+    Console(width=200 if wide else TERMINAL_COLUMNS).print(table)
     for note in result.notes:
         typer.echo(f"note: {note}")
     typer.echo(f"wrote {result.run_dir / 'parity.json'} and {result.run_dir / 'parity.md'}")
+    if not wide:
+        typer.echo(
+            f"every figure: {result.run_dir / 'parity.md'} (or --wide); `toolkit report {result.run_dir}` draws it"
+        )
     if not result:
         for line in result.failures:
             typer.echo(line, err=True)
@@ -574,6 +589,7 @@ def runs(
     out: Annotated[str, Opt(help="Folder holding the runs.")] = "artifacts",
     sort: Annotated[str, Opt(help="date | model | test_acc | best_test_acc | val_acc | img_per_s | run.")] = "date",
     json_lines: Annotated[bool, Opt("--json", help="One JSON object per run on stdout.")] = False,
+    wide: Wide = False,
 ):
     """A table of every training run under OUT; `toolkit runs A B` compares two (config, figures, curves)."""
     import json
@@ -582,6 +598,7 @@ def runs(
     from rich.table import Table
 
     from toolkit.experiments import compare_runs, list_runs
+    from toolkit.models.external import short_name
 
     if compare:
         with user_errors():
@@ -609,49 +626,59 @@ def runs(
         for r in rows:
             sys.stdout.write(json.dumps(r.to_dict()) + "\n")
     else:
-        columns = (
-            "run",
-            "state",
-            "model",
-            "data",
-            "epochs",
-            "test %",
-            "best %",
-            "val %",
-            "Δ ref pt",
-            "device",
-            "precision",
-            "img/s",
-            "date",
-            "exports",
-            "verify",
-        )
-        table = Table(*columns, title=f"{len(rows)} runs under {out}")
 
         def fmt(v, spec="") -> str:
             return "-" if v is None else format(v, spec)
 
+        # Compact: what tells runs apart at a glance; --wide adds state, best and val accuracy, device, date, exports.
+        columns = ("run", "model", "epochs", "test %", "Δ ref", "precision", "img/s", "verify")
+        if wide:
+            columns = ("run", "state", "model", "data", "epochs", "test %", "best %", "val %", "Δ ref pt", "device",
+                       "precision", "img/s", "date", "exports", "verify")  # fmt: skip
+        table = Table(title=f"{len(rows)} runs under {out}", box=None, pad_edge=False)
+        for c in columns:  # names fold onto a second line; figures never do
+            table.add_column(c, overflow="fold", no_wrap=c not in ("run", "model", "precision"))
         for r in rows:
-            table.add_row(
-                r.run,
-                r.state,
-                fmt(r.model),
-                fmt(r.dataset),
-                fmt(r.epochs),
-                fmt(r.test_acc, ".2f"),
-                fmt(r.best_test_acc, ".2f"),
-                fmt(r.val_acc, ".2f"),
-                fmt(r.delta_vs_reference, "+.2f"),
-                fmt(r.device),
-                fmt(r.precision),
-                fmt(r.img_per_s, ",.0f"),
-                fmt(r.date),
-                str(len(r.exports)),
-                fmt(r.verify),
-            )
-        Console(width=220).print(table)
+            cells = {
+                "run": r.run, "state": r.state, "model": fmt(r.model and (r.model if wide else short_name(r.model))), "data": fmt(r.dataset), "epochs": fmt(r.epochs),
+                "test %": fmt(r.test_acc, ".2f"), "best %": fmt(r.best_test_acc, ".2f"), "val %": fmt(r.val_acc, ".2f"),
+                "Δ ref pt": fmt(r.delta_vs_reference, "+.2f"), "Δ ref": fmt(r.delta_vs_reference, "+.2f"), "device": fmt(r.device), "precision": fmt(r.precision),
+                "img/s": fmt(r.img_per_s, ",.0f"), "date": fmt(r.date), "exports": str(len(r.exports)),
+                "verify": fmt(r.verify),
+            }  # fmt: skip
+            if r.state != "finished" and not wide:
+                cells["epochs"] += " (stopped)"
+            table.add_row(*(cells[c] for c in columns))
+        Console(width=220 if wide else TERMINAL_COLUMNS).print(table)
+        if not wide:
+            typer.echo(f"every column: --wide or --json; `toolkit report {out}` draws curves and comparisons")
     for note in notes:
         typer.echo(f"note: {note}", err=True)
+
+
+@app.command()
+def report(
+    paths: Annotated[
+        Optional[list[str]],
+        typer.Argument(metavar="[RUN_OR_FOLDER]...", help="Run folders, or folders that hold runs [artifacts]."),
+    ] = None,
+    out: Annotated[Optional[str], Opt(help="The HTML file to write [report.html in the first folder].")] = None,
+    open_page: Annotated[bool, Opt("--open", help="Open the page in the default browser.")] = False,
+):
+    """One self-contained HTML page (opens offline) over what the other commands wrote: runs, curves,
+    reproductions, sweeps, parity, speed and which file to ship."""
+    from toolkit.report import build_report
+
+    with user_errors():
+        result = build_report(paths, out)
+    for note in result.notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(f"wrote {result.path}: {len(result.sections)} sections ({', '.join(result.sections)})")
+    if open_page:
+        import webbrowser
+
+        if not webbrowser.open(result.path.resolve().as_uri()):
+            typer.echo(f"no browser found here; open {result.path} in one", err=True)
 
 
 def _int_list(text: str, option: str) -> tuple[int, ...]:

@@ -68,7 +68,7 @@ def _number(data: dict[str, Any], key: str, where: str) -> float | None:
     return value
 
 
-def _row(folder: Path, root: Path) -> RunRow:
+def run_row(folder: Path, root: Path) -> RunRow:
     metrics_path = folder / METRICS
     lines = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
     summary_path = folder / SUMMARY
@@ -117,7 +117,7 @@ def list_runs(root: str | os.PathLike = "artifacts", sort: str = "date") -> tupl
         if METRICS not in filenames:
             continue
         try:
-            rows.append(_row(folder, root))
+            rows.append(run_row(folder, root))
         except (OSError, ValueError, AttributeError, TypeError) as exc:
             notes.append(f"skipped {folder}: its files cannot be read ({type(exc).__name__}: {exc})")
     present = [r for r in rows if getattr(r, sort) is not None]
@@ -157,7 +157,7 @@ def compare_runs(a: str | os.PathLike, b: str | os.PathLike, png: str | os.PathL
     keys = sorted((set(cfg_a) | set(cfg_b)) - ignore)
     differences = {k: [cfg_a.get(k), cfg_b.get(k)] for k in keys if cfg_a.get(k) != cfg_b.get(k)}
     try:
-        rows = {str(p): _row(p, p.parent).to_dict() for p in (a, b)}
+        rows = {str(p): run_row(p, p.parent).to_dict() for p in (a, b)}
     except (OSError, ValueError, AttributeError, TypeError) as exc:
         raise ConfigError(f"cannot read the runs: {exc}") from None
     result = {"runs": [str(a), str(b)], "config_differences": differences, "figures": rows}

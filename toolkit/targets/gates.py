@@ -11,7 +11,7 @@ trained model whose INT8 file was tampered with. The numbers are Thresholds, whi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Protocol
 
 from toolkit.core.errors import ConfigError
@@ -110,3 +110,13 @@ GATES = {
     "int8": Gate("int8", "mean", "int8_mean_rel"),
     "int8-dynamic": Gate("int8-dynamic", "mean", "int8_mean_rel"),
 }
+
+
+def gated_figure(precision: str, figures: dict, thresholds: dict | None = None) -> tuple[str, float | None, float]:
+    """(what the gate judges, its value, the limit) for a file of `precision`: the one figure a compact table
+    shows. `figures` holds max_abs / max_rel / mean_rel as verify measured them; `thresholds` as in parity.json."""
+    gate = GATES.get(precision) or GATES["fp32"]
+    limits = {**asdict(Thresholds()), **(thresholds or {})}
+    if gate.relative is None:
+        return "max |Δlogit|", figures.get("max_abs"), limits["atol"]
+    return f"{gate.relative} |Δ|/scale", figures.get(f"{gate.relative}_rel"), limits[gate.limit]

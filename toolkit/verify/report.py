@@ -82,6 +82,36 @@ def parity_rows(result) -> list[list[str]]:
     return rows
 
 
+COMPACT_COLUMNS = ("target", "file", "gate", "figure", "Δacc pt", "agree %", "verdict")
+
+
+def compact_rows(result) -> list[list[str]]:
+    """One row per target with the figure its gate judged: what fits 100 columns (parity.md has every figure)."""
+    from dataclasses import asdict
+
+    from toolkit.targets.gates import gated_figure
+
+    thresholds = asdict(result.thresholds)
+    rows = []
+    for e in result.entries:
+        what, value, limit = gated_figure(
+            e.precision, {"max_abs": e.max_abs, "max_rel": e.max_rel, "mean_rel": e.mean_rel}, thresholds
+        )
+        answered = e.accuracy is not None
+        rows.append(
+            [
+                f"{e.runtime}/{e.device}",
+                e.format,
+                f"{what} ≤ {limit:g}",
+                format(value, ".3g") if answered and value is not None else "-",
+                format(e.acc_delta, "+.2f") if answered else "-",
+                format(e.agreement, ".2f") if answered else "-",
+                "pass" if e.passed else "FAIL",
+            ]
+        )
+    return rows
+
+
 def parity_markdown(result) -> str:
     t = result.thresholds
     head = (

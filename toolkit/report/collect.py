@@ -1,0 +1,142 @@
+"""What a report shows, read from the files the other commands wrote under the folders it is given.
+
+A folder with metrics.jsonl is a training run (summary.json, manifest.json, parity.json and bench.json may sit
+beside it); reproduce.json marks a reproduction, sweep.json a sweep. Nothing is re-run and nothing written.
+A file that cannot be read, or that lacks what this version reads, becomes a note on the page naming it; its
+section is left out, the rest of the report is still built.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toolkit.core.errors import ConfigError, first_line
+from toolkit.core.runs import MANIFEST, METRICS, SUMMARY
+from toolkit.experiments.runs import MAX_DEPTH, RunRow, run_row
+
+PARITY, BENCH, REPRODUCE, SWEEP = "parity.json", "bench.json", "reproduce.json", "sweep.json"
+MARKERS = (METRICS, PARITY, BENCH, REPRODUCE, SWEEP)
+
+
+@dataclass
+class RunFiles:
+    """One run folder's files, each None where absent or unreadable (a note says which)."""
+
+    name: str  # the folder as the user will recognise it (relative to the folder given)
+    folder: Path
+    row: RunRow | None = None
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] | None = None
+    manifest: dict[str, Any] | None = None
+    parity: dict[str, Any] | None = None
+    bench: dict[str, Any] | None = None
+
+
+@dataclass
+class Collected:
+    roots: list[Path]
+    runs: list[RunFiles] = field(default_factory=list)
+    reproductions: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    sweeps: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.runs or self.reproductions or self.sweeps)
+
+
+def _read_object(path: Path, notes: list[str]) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        notes.append(f"{path}: cannot be read ({type(exc).__name__}: {first_line(exc, 120)}); left out")
+        return None
+    if not isinstance(data, dict):
+        notes.append(f"{path}: not a JSON object; left out")
+        return None
+    return data
+
+
+def _read_metrics(path: Path, notes: list[str]) -> list[dict[str, Any]]:
+    lines = []
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        notes.append(f"{path}: cannot be read ({type(exc).__name__}); its curves are left out")
+        return []
+    for k, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            # A run killed mid-write leaves a partial last line; the epochs before it still count.
+            notes.append(f"{path}: line {k} is not a JSON object; skipped")
+            continue
+        lines.append(value)
+    return lines
+
+
+def _folders(root: Path) -> list[Path]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        folder = Path(dirpath)
+        dirnames.sort()
+        if len(folder.relative_to(root).parts) >= MAX_DEPTH:
+            dirnames.clear()
+        if any(name in filenames for name in MARKERS):
+            found.append(folder)
+    return found
+
+
+def _display_name(folder: Path, root: Path, several: bool) -> str:
+    """Relative to the one folder given (its own name when it is the run); under its root's name when several."""
+    relative = folder.relative_to(root)
+    if not relative.parts:
+        return str(root)
+    return str(root / relative) if several else str(relative)
+
+
+def collect(paths: list[str | os.PathLike]) -> Collected:
+    """Every run, reproduction and sweep under `paths` (folders, each a run or a folder of runs)."""
+    roots = [Path(p) for p in paths] or [Path("artifacts")]
+    for root in roots:
+        if not root.exists():
+            raise ConfigError(f"{root} does not exist; pass a run folder or the folder that holds your runs")
+        if not root.is_dir():
+            raise ConfigError(f"{root} is a file, not a folder; pass the run folder that holds it")
+    found = Collected(roots=roots)
+    seen: set[Path] = set()
+    for root in roots:
+        for folder in _folders(root):
+            if folder.resolve() in seen:
+                continue
+            seen.add(folder.resolve())
+            name = _display_name(folder, root, len(roots) > 1)
+            if (folder / REPRODUCE).is_file() and (data := _read_object(folder / REPRODUCE, found.notes)):
+                found.reproductions.append((name, data))
+            if (folder / SWEEP).is_file() and (data := _read_object(folder / SWEEP, found.notes)):
+                found.sweeps.append((name, data))
+            if any((folder / f).is_file() for f in (METRICS, PARITY, BENCH)):
+                found.runs.append(_run(folder, name, found.notes))
+    return found
+
+
+def _run(folder: Path, name: str, notes: list[str]) -> RunFiles:
+    run = RunFiles(name=name, folder=folder)
+    if (folder / METRICS).is_file():
+        run.metrics = _read_metrics(folder / METRICS, notes)
+        try:
+            run.row = run_row(folder, folder.parent)
+            run.row.run = name
+        except (OSError, ValueError, AttributeError, TypeError) as exc:
+            notes.append(f"{folder}: its training files cannot be read ({first_line(exc, 120)}); not in the runs table")
+    for attr, file in (("summary", SUMMARY), ("manifest", MANIFEST), ("parity", PARITY), ("bench", BENCH)):
+        if (folder / file).is_file():
+            setattr(run, attr, _read_object(folder / file, notes))
+    return run
