@@ -5,7 +5,7 @@
 Each model is built untrained by its torchvision factory (`num_classes=10`) at each input size, exported to
 each format on its own (toolkit/verify/conformance.py) and verified on a synthetic 10-class test set at that
 size. Writes conformance.json (every cell with its figures and failure lines) and conformance.md (the table
-the README shows: one row per model x size x format, one column per runtime, and the wall time per model).
+docs/results.md shows: one row per model x size x format, one column per runtime, and the wall time per model).
 """
 
 from __future__ import annotations

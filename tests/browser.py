@@ -4,7 +4,7 @@
 every network request the page made, the DOM. Where chromium, its driver or selenium is missing the tests
 skip with a line saying what to install (.ci/run installs them).
 
-A screenshot of a report (the README's): python -m tests.browser REPORT.html OUT.png [HEIGHT]
+A screenshot of a report (the README's): python -m tests.browser REPORT.html OUT.png [SECTION [HEIGHT]]
 """
 
 from __future__ import annotations
@@ -66,10 +66,12 @@ def requests(driver) -> list[str]:
     return urls
 
 
-def screenshot(driver, path: str | Path, height: int | None = None) -> Path:
-    """The page from its top, `height` pixels tall (the whole page if None), as PNG."""
-    height = height or driver.execute_script("return document.documentElement.scrollHeight")
-    clip = {"x": 0, "y": 0, "width": VIEWPORT[0], "height": height, "scale": 1}
+def screenshot(driver, path: str | Path, height: int | None = None, section: str | None = None) -> Path:
+    """The page from its top (or from the section with id `section`), `height` pixels tall (the rest of the
+    page if None), as PNG."""
+    top = driver.execute_script(f"return document.getElementById('{section}').offsetTop - 8") if section else 0
+    height = height or driver.execute_script("return document.documentElement.scrollHeight") - top
+    clip = {"x": 0, "y": top, "width": VIEWPORT[0], "height": height, "scale": 1}
     shot = driver.execute_cdp_cmd(
         "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
     )
@@ -82,4 +84,5 @@ if __name__ == "__main__":
         sys.exit(why)
     with chromium() as d:
         d.get(Path(sys.argv[1]).resolve().as_uri())
-        print(screenshot(d, sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else None))
+        section = sys.argv[3] if len(sys.argv) > 3 else None
+        print(screenshot(d, sys.argv[2], int(sys.argv[4]) if len(sys.argv) > 4 else None, section))

@@ -18,7 +18,7 @@ def exported(every_model_exported):
 
 # OpenVINO 2026.4's CPU plugin moves this one-step fast-cnn's logits by ~8e-4 (measured; the gap opens at the
 # first MaxPool -> BatchNorm -> GELU, which alone it computes exactly; the trained fast-cnn passes verify at
-# 1e-5). Here it must stay within this bound, with the same top-1 classes; the README says so.
+# 1e-5). Here it must stay within this bound, with the same top-1 classes; docs/guide.md says so.
 KNOWN_DEVIATION = {("openvino", "fast-cnn"): 3e-3}
 
 

@@ -149,7 +149,7 @@ REGISTRY: dict[str, ModelSpec] = {
             _tutorial,
             "the seed tutorial's 2-conv CNN, fc1 fixed to Linear(128*28*28, 256)",
             None,
-            "seed tutorial (no accuracy published; see README for ours)",
+            "seed tutorial (no accuracy published; see docs/results.md for ours)",
             Recipe(optimizer="adam", lr=1e-3, batch_size=64, epochs=10),
         ),
         ModelSpec(

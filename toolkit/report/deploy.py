@@ -6,10 +6,12 @@ scale; bf16 and INT8: mean |Δ| over the scale) beside the verdict, and every fi
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from toolkit.report.charts import Series, line_chart
 from toolkit.report.collect import RunFiles
 from toolkit.report.page import Cell, esc, num, table
-from toolkit.targets.gates import gated_figure
+from toolkit.targets.gates import Thresholds, gated_figure
 
 
 def _file_of(run: RunFiles, fmt: str) -> str:
@@ -18,6 +20,24 @@ def _file_of(run: RunFiles, fmt: str) -> str:
     files = (run.manifest or {}).get("files") or {}
     base = fmt.removesuffix("-bf16")  # bf16 autocast runs the fp32 file
     return next((name for name, f in files.items() if isinstance(f, dict) and f.get("format") == base), fmt)
+
+
+def _why(e: dict, precision: str, thresholds: dict) -> str:
+    """A failed cell's reason when it is not the gated figure itself (agreement, accuracy, the file's hash)."""
+    t = {**asdict(Thresholds()), **thresholds}
+    fp32 = gated_figure(precision, {}, t)[0] == "max |Δlogit|"
+    if e.get("file_matches_manifest") is False:
+        return "not the file export checked"
+    if e.get("accuracy") is None:
+        return "no answer"
+    if e.get("non_finite"):
+        return f"{e['non_finite']} NaN/inf"
+    agreement, delta = e.get("agreement", 100.0), e.get("acc_delta", 0.0)
+    if agreement < (t["fp32_min_agreement"] if fp32 else t["min_agreement"]):
+        return f"agreement {agreement:.2f} %"
+    if (abs(delta) > t["fp32_max_acc_delta"]) if fp32 else (-delta > t["max_acc_drop"]):
+        return f"accuracy {delta:+.2f} pt"
+    return ""
 
 
 def _tip(e: dict, what: str, value, limit) -> str:
@@ -55,10 +75,12 @@ def parity(run: RunFiles) -> str:
             what, value, limit = gated_figure(precision, e, thresholds)
             passed = bool(e.get("passed"))
             verdict = "pass" if passed else "FAIL"
-            shown = "no answer" if e.get("accuracy") is None or value is None else f"{value:.3g}"
+            shown = "-" if e.get("accuracy") is None or value is None else f"{value:.3g}"
+            why = "" if passed else _why(e, precision, thresholds)
+            why = f'<br><span class="why">{esc(why)}</span>' if why else ""
             row.append(
                 Cell(
-                    html=f'<span class="verdict">{verdict}</span><br><span class="figure">{esc(shown)}</span>',
+                    html=f'<span class="verdict">{verdict}</span><br><span class="figure">{esc(shown)}</span>{why}',
                     cls="pass" if passed else "fail",
                     title=_tip(e, what, value, limit),
                     data={

@@ -36,6 +36,7 @@ th[aria-sort="ascending"]::after { content: " \\25B2"; }
 th[aria-sort="descending"]::after { content: " \\25BC"; }
 td.pass { background: var(--pass); }
 td.fail { background: var(--fail); font-weight: 600; }
+.why { font-size: 12px; }
 td.absent { background: var(--none); color: var(--muted); }
 tr.recommended td { background: #fff3c4; font-weight: 600; }
 td.best { outline: 2px solid #c99a00; outline-offset: -2px; }
@@ -43,7 +44,7 @@ td.best { outline: 2px solid #c99a00; outline-offset: -2px; }
 .verdict-fail { color: #b00020; font-weight: 600; }
 .notes { background: #fff8e6; border: 1px solid #f0d78c; padding: 6px 12px; }
 .charts { display: flex; flex-wrap: wrap; gap: 12px; }
-figure.chart { margin: 0; flex: 1 1 380px; max-width: 640px; min-width: 0; }
+figure.chart { margin: 0; flex: 1 1 480px; max-width: 640px; min-width: 0; }
 figure.chart svg { width: 100%; height: auto; display: block; }
 svg .plot { fill: #fbfbfc; stroke: var(--line); }
 svg .grid { stroke: #e6e6e6; }

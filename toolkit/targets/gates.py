@@ -4,7 +4,7 @@ fp32 files must reproduce eager's logits (max |Δ| within atol), its top-1 class
 Reduced-precision files are held to accuracy drop and top-1 agreement (MLPerf's closed division asks
 >= 99 % of the fp32 accuracy; 0.5 pt is stricter here) and to their logits relative to the reference's logit
 scale (the standard deviation of its logits): fp16 by the largest difference, INT8 and bf16 by the mean, sized
-from what each precision does to honest files (README, "Low precision"). Accuracy alone passes a weakly
+from what each precision does to honest files (docs/guide.md, "Low precision"). Accuracy alone passes a weakly
 trained model whose INT8 file was tampered with. The numbers are Thresholds, which the user may override.
 """
 
@@ -24,7 +24,7 @@ class Thresholds:
     fp32_max_acc_delta: float = 0.1  # fp32 files: accuracy points they may differ by, either way
     max_acc_drop: float = 0.5  # INT8/fp16 files: accuracy points they may lose
     min_agreement: float = 97.0  # INT8/fp16 files: top-1 agreement with eager fp32, percent
-    # Relative to the logit scale (std of the reference logits); defaults sized in the README from honest files.
+    # Relative to the logit scale (std of the reference logits); defaults sized in docs/guide.md from honest files.
     fp16_max_rel: float = 0.03  # fp16 files: max |Δlogit| / scale
     # bf16 autocast: mean, not max: 8 mantissa bits to fp16's 11 leave rare outliers in deep nets (0.31 of the
     # scale on a 56-layer ResNet whose mean was 1e-3); the checkpoint it runs is the reference, not a new file.
