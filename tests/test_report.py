@@ -48,8 +48,8 @@ def reported(deployed, tmp_path_factory):
             "--threads", "1", "--device", "cpu", "--runtime", "eager", "--runtime", "onnxruntime")  # fmt: skip
     assert r.exit_code == 0, r.output
     quick = dict(dataset="synthetic", limit_train=128, limit_test=64, epochs=1, device="cpu")
-    reproduce("tutorial-cnn", seeds=2, out=root, **quick)
-    sweep("tutorial-cnn", trials=3, out=root, pruner="none", seed=0, dataset="synthetic", limit_train=128,
+    reproduce("resnet20", seeds=2, out=root, **quick)  # resnet20: checkpoints of 1 MB, not the tutorial's 295
+    sweep("resnet20", trials=3, out=root, pruner="none", seed=0, dataset="synthetic", limit_train=128,
           val_size=32, epochs=1, device="cpu")  # fmt: skip
     evil = root / EVIL_RUN
     shutil.copytree(run_dir, evil)
@@ -76,7 +76,7 @@ def test_every_section_is_built_from_the_files(reported):
     for section in ("machine", "runs", "curves", "reproduce", "sweeps", "parity", "bench", "ship"):
         assert f'<section id="{section}">' in html, section
     assert "notes" not in re.findall(r'<section id="(\w+)"', html)  # nothing unreadable
-    s = json.loads((root / "sweeps" / "tutorial-cnn-sweep" / "sweep.json").read_text())
+    s = json.loads((root / "sweeps" / "resnet20-sweep" / "sweep.json").read_text())
     assert set(s["importances"]) == set(s["best"]["params"])  # PED-ANOVA: no scikit-learn needed
     # Offline by construction: no external reference, one script allowed by its hash, nothing else.
     assert not re.search(r'(src|href)="(https?:)?//', html)
@@ -190,7 +190,7 @@ def test_the_numbers_shown_equal_the_json(page_in_chromium):
     assert driver.find_element("css selector", "p.recommendation").text == rec["text"]
     best = _cells(driver, "td.img-per-s.best")
     assert {(c["data"]["target"], int(c["data"]["batch"])) for c in best} == {(rec["target"], rec["batch_size"])}
-    stats = json.loads((root / "reproduce-tutorial-cnn" / "reproduce.json").read_text())["stats"]
+    stats = json.loads((root / "reproduce-resnet20" / "reproduce.json").read_text())["stats"]
     interval = _cells(driver, "span.interval")[0]
     lo, hi = (float(v) for v in re.findall(r"[\d.]+", interval["text"])[:2])
     assert (lo, hi) == (pytest.approx(stats["ci95"][0], abs=0.005), pytest.approx(stats["ci95"][1], abs=0.005))
@@ -216,3 +216,47 @@ def test_a_column_sorts_when_clicked(page_in_chromium):
         values = [float(t) for t in texts if t != "-"]
         assert len(values) >= 4 and values == sorted(values, reverse=expected_descending)
         assert texts[: len(values)] == [t for t in texts if t != "-"]  # the absent ones after every figure
+
+
+def _paths(value, prefix=(), depth=3):
+    """Every key path into a JSON value, through the first item of each list, `depth` levels deep."""
+    if depth == 0:
+        return
+    items = value.items() if isinstance(value, dict) else enumerate(value[:1]) if isinstance(value, list) else ()
+    for key, child in items:
+        yield (*prefix, key)
+        yield from _paths(child, (*prefix, key), depth - 1)
+
+
+def test_no_file_content_crashes_the_report(reported, tmp_path):
+    """Every key of every file deleted, or its value made null, a string or a list, one at a time: the page is
+    still written (at most with a note), never a traceback."""
+    from toolkit.report import build_report
+
+    root, _, _ = reported
+    files = [root / "tutorial" / n for n in ("summary.json", "manifest.json", "parity.json", "bench.json")]
+    files += [root / "reproduce-resnet20" / "reproduce.json", root / "sweeps" / "resnet20-sweep" / "sweep.json"]
+    mutations = 0
+    for path in files:
+        original = json.loads(path.read_text())
+        folder = tmp_path / "case"
+        for keys in _paths(original):
+            for replacement in ("delete", None, "x", [], {}):
+                data = json.loads(json.dumps(original))
+                parent = data
+                for k in keys[:-1]:
+                    parent = parent[k]
+                if replacement == "delete":
+                    del parent[keys[-1]]
+                else:
+                    parent[keys[-1]] = replacement
+                shutil.rmtree(folder, ignore_errors=True)
+                folder.mkdir()
+                (folder / path.name).write_text(json.dumps(data))
+                if path.name in ("summary.json", "manifest.json"):  # read only beside a run's metrics
+                    shutil.copy(root / "tutorial" / "metrics.jsonl", folder)
+                result = build_report([folder], folder / "r.html")
+                assert (folder / "r.html").stat().st_size > 0, (path.name, keys, replacement)
+                mutations += 1
+        assert result is not None
+    assert mutations > 500

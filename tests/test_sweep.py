@@ -59,10 +59,10 @@ def test_a_sweep_prunes_and_reads_the_test_set_once_at_the_end(tmp_path, monkeyp
 
 
 def test_rerunning_continues_the_study(tmp_path):
-    sweep("tutorial-cnn", trials=2, out=tmp_path, pruner="none", **SYNTH)
-    s = sweep("tutorial-cnn", trials=3, out=tmp_path, pruner="none", **SYNTH)
+    sweep("resnet20", trials=2, out=tmp_path, pruner="none", **SYNTH)
+    s = sweep("resnet20", trials=3, out=tmp_path, pruner="none", **SYNTH)
     assert s["trials"] == 3 and [r["number"] for r in sorted(s["rows"], key=lambda r: r["number"])] == [0, 1, 2]
-    again = sweep("tutorial-cnn", trials=3, out=tmp_path, pruner="none", **SYNTH)  # already there: no new trial
+    again = sweep("resnet20", trials=3, out=tmp_path, pruner="none", **SYNTH)  # already there: no new trial
     assert again["trials"] == 3
 
 
@@ -289,13 +289,11 @@ def test_kill_9_during_the_last_trial_then_the_same_command_finishes_the_study(t
 
 def test_a_second_worker_samples_with_its_own_seed(tmp_path):
     # Equal sampler seeds would make a second worker (or a re-run) propose the configurations already tried.
-    first = sweep("tutorial-cnn", trials=1, out=tmp_path, sampler="random", pruner="none", **SYNTH)
+    first = sweep("resnet20", trials=1, out=tmp_path, sampler="random", pruner="none", **SYNTH)
     lines = []
-    second = sweep(
-        "tutorial-cnn", trials=2, out=tmp_path, sampler="random", pruner="none", progress=lines.append, **SYNTH
-    )
+    second = sweep("resnet20", trials=2, out=tmp_path, sampler="random", pruner="none", progress=lines.append, **SYNTH)
     assert first["trials"] == 1 and second["trials"] == 2
-    trials = _load(tmp_path, "tutorial-cnn-sweep")
+    trials = _load(tmp_path, "resnet20-sweep")
     seeds = [t.user_attrs["sampler_seed"] for t in trials]
     assert seeds[0] == 0 and seeds[1] != 0 and f"sampler is seeded {seeds[1]}" in lines[0]
     assert trials[0].params != trials[1].params
