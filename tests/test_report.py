@@ -1,4 +1,4 @@
-"""`toolkit report` over real files: a tiny run verified and benched, a reproduction, a sweep, and a run whose
+"""`toolkit report` over real files: a tiny resnet20 run exported, verified and benched, a reproduction, a sweep, and a run whose
 name, model and class names carry markup; the page checked as text and in headless Chromium.
 
 Where Chromium or selenium is missing the browser tests skip (tests/browser.py names what to install).
@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests import browser
-from tests.helpers import unwritable
+from tests.helpers import exported_tiny_run, unwritable
 from tests.test_cli_train import assert_one_line_error
 from toolkit.cli import app
 from toolkit.experiments.sweep import sweep
@@ -27,16 +27,20 @@ EVIL_CLASS = '</td><script>alert("class")</script>'
 TERMINAL = 100
 
 
+_MODELS = shutil.ignore_patterns("*.pt", "*.ts", "*.onnx", "*.pt2", "*.pte")  # the report reads only the JSON
+
+
 def run(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")
-def reported(deployed, tmp_path_factory):
+def reported(tmp_path_factory):
     """(root, report.html, {what: output}): every stage's files under one folder, then the report over it."""
     root = tmp_path_factory.mktemp("report")
-    run_dir = root / "tutorial"
-    shutil.copytree(deployed, run_dir)
+    run_dir = exported_tiny_run(
+        root, "resnet20", "--format", "torchscript,onnx,onnx-int8", "--calibration-images", "32"
+    )
     out = {}
     r = run("verify", run_dir, "--limit", "128", "--runtime", "onnxruntime", "--format", "onnx", "--wide")
     assert r.exit_code == 0, r.output
@@ -48,11 +52,11 @@ def reported(deployed, tmp_path_factory):
             "--threads", "1", "--device", "cpu", "--runtime", "eager", "--runtime", "onnxruntime")  # fmt: skip
     assert r.exit_code == 0, r.output
     quick = dict(dataset="synthetic", limit_train=128, limit_test=64, epochs=1, device="cpu")
-    reproduce("resnet20", seeds=2, out=root, **quick)  # resnet20: checkpoints of 1 MB, not the tutorial's 295
+    reproduce("resnet20", seeds=2, out=root, **quick)
     sweep("resnet20", trials=3, out=root, pruner="none", seed=0, dataset="synthetic", limit_train=128,
           val_size=32, epochs=1, device="cpu")  # fmt: skip
     evil = root / EVIL_RUN
-    shutil.copytree(run_dir, evil)
+    shutil.copytree(run_dir, evil, ignore=_MODELS)
     for name, edit in (("summary.json", lambda d: d.update(model=EVIL_MODEL)),
                        ("manifest.json", lambda d: d["classes"].__setitem__(0, EVIL_CLASS))):  # fmt: skip
         data = json.loads((evil / name).read_text())
@@ -101,7 +105,7 @@ def test_terminal_tables_fit_100_columns(reported):
         assert max(widths) <= TERMINAL, (what, out[what])
     assert "every figure:" in out["verify"] and "max |Δlogit| ≤ 0.0001" in out["verify"]
     assert "p99 |Δ|" in out["verify --wide"] and max(len(x) for x in out["verify --wide"].splitlines()) > TERMINAL
-    assert "tutorial" in out["runs"] and "every column: --wide" in out["runs"]
+    assert "reproduce-resnet20/seed-1" in out["runs"] and "every column: --wide" in out["runs"]
     assert "exports" in out["runs --wide"].splitlines()[1]
 
 
@@ -121,7 +125,7 @@ def test_bad_input_is_one_line(tmp_path, deployed):
 
 def test_corrupt_and_older_files_become_notes(tmp_path, deployed):
     run_dir = tmp_path / "run"
-    shutil.copytree(deployed, run_dir)
+    shutil.copytree(deployed, run_dir, ignore=_MODELS)
     (run_dir / "parity.json").write_text('{"entries": [')  # cut off mid-write
     (run_dir / "bench.json").write_text(json.dumps({"model": "tutorial-cnn", "results": []}))  # an older layout
     with (run_dir / "metrics.jsonl").open("a") as f:
@@ -167,7 +171,7 @@ def test_the_page_loads_offline_without_errors(page_in_chromium, tmp_path):
 
 def test_the_numbers_shown_equal_the_json(page_in_chromium):
     driver, root, _ = page_in_chromium
-    parity = json.loads((root / "tutorial" / "parity.json").read_text())
+    parity = json.loads((root / "resnet20" / "parity.json").read_text())
     cells = {(c["data"]["format"], c["data"]["runtime"]): c for c in _cells(driver, "td[data-verdict]")}
     shown = 0
     for e in parity["entries"]:
@@ -180,7 +184,7 @@ def test_the_numbers_shown_equal_the_json(page_in_chromium):
         assert float(cell["figure"]) == pytest.approx(figure, rel=5e-3, abs=1e-12)
         shown += 1
     assert shown == len(parity["entries"])
-    bench = json.loads((root / "tutorial" / "bench.json").read_text())
+    bench = json.loads((root / "resnet20" / "bench.json").read_text())
     cells = {(c["data"]["target"], int(c["data"]["batch"])): c for c in _cells(driver, "td.img-per-s")}
     for case in bench["inference"]:
         for r in case["results"]:
@@ -234,7 +238,7 @@ def test_no_file_content_crashes_the_report(reported, tmp_path):
     from toolkit.report import build_report
 
     root, _, _ = reported
-    files = [root / "tutorial" / n for n in ("summary.json", "manifest.json", "parity.json", "bench.json")]
+    files = [root / "resnet20" / n for n in ("summary.json", "manifest.json", "parity.json", "bench.json")]
     files += [root / "reproduce-resnet20" / "reproduce.json", root / "sweeps" / "resnet20-sweep" / "sweep.json"]
     mutations = 0
     for path in files:
@@ -254,7 +258,7 @@ def test_no_file_content_crashes_the_report(reported, tmp_path):
                 folder.mkdir()
                 (folder / path.name).write_text(json.dumps(data))
                 if path.name in ("summary.json", "manifest.json"):  # read only beside a run's metrics
-                    shutil.copy(root / "tutorial" / "metrics.jsonl", folder)
+                    shutil.copy(root / "resnet20" / "metrics.jsonl", folder)
                 result = build_report([folder], folder / "r.html")
                 assert (folder / "r.html").stat().st_size > 0, (path.name, keys, replacement)
                 mutations += 1

@@ -71,9 +71,10 @@ def _load(tmp_path, name):
     return optuna.load_study(study_name=name, storage=f"sqlite:///{db}").trials
 
 
-def _sweep_command(tmp_path, study, *, trials, epochs, limit_train, extra=()):
-    """`toolkit sweep` on the synthetic set as its own process, as a user (or a second worker) starts it."""
-    args = [sys.executable, "-m", "toolkit", "sweep", "tutorial-cnn", "--trials", str(trials), "--epochs", str(epochs)]
+def _sweep_command(tmp_path, study, *, trials, epochs, limit_train, extra=(), model="tutorial-cnn"):
+    """`toolkit sweep` on the synthetic set as its own process, as a user (or a second worker) starts it.
+    The tutorial CNN by default: its 295 MB checkpoints keep a trial running long enough to be killed mid-way."""
+    args = [sys.executable, "-m", "toolkit", "sweep", model, "--trials", str(trials), "--epochs", str(epochs)]
     args += ["--val-size", "64", "--dataset", "synthetic", "--limit-train", str(limit_train), "--device", "cpu"]
     return [*args, "--pruner", "none", "--study", study, "--out", str(tmp_path), *extra]
 
@@ -164,7 +165,7 @@ def test_a_trial_whose_worker_went_silent_is_failed_and_run_again(tmp_path):
 
 
 def test_two_processes_share_one_sqlite_study(tmp_path):
-    args = _sweep_command(tmp_path, "shared", trials=4, epochs=1, limit_train=256)
+    args = _sweep_command(tmp_path, "shared", trials=4, epochs=1, limit_train=256, model="resnet20")
     workers = [
         subprocess.Popen([*args, "--seed", str(k)], stdout=subprocess.PIPE, stderr=subprocess.PIPE) for k in (0, 1)
     ]

@@ -100,6 +100,8 @@ def line_chart(
         x_ticks = sorted({x for x in xs})
     else:
         x_ticks = [t for t in nice_ticks(x_lo, x_hi, 6) if x_lo <= t <= x_hi]
+        if all(float(x).is_integer() for x in xs):  # epochs, trials: no tick between two of them
+            x_ticks = [t for t in x_ticks if float(t).is_integer()]
         x_ticks = [int(t) if float(t).is_integer() else t for t in x_ticks]
     for t in x_ticks:
         x = px(t)

@@ -113,6 +113,13 @@ def curves(c: Collected) -> str | None:
     return f'<div class="charts">{"".join(charts)}</div>{note}' if charts else None
 
 
+def _switches(seed: dict) -> str:
+    """What a seed trained in, as reproduce.md names it: fp32 unless autocast, plus layout and compilation."""
+    amp = seed.get("amp")
+    parts = [f"amp {amp}"] if amp not in (None, "off") else ["fp32"]
+    return ", ".join(parts + [k for k in ("channels_last", "compiled") if seed.get(k)])
+
+
 def reproduction(name: str, r: dict) -> str:
     stats = r.get("stats") or {}
     ref = r.get("reference_accuracy")
@@ -125,10 +132,11 @@ def reproduction(name: str, r: dict) -> str:
     band = None
     if isinstance(ci, list) and len(ci) == 2:
         band = (ci[0], ci[1], f"95 % interval of {compared}: {ci[0]:.2f} to {ci[1]:.2f} %")
-    hlines = ((ref, f"published {ref:g} %"),) if isinstance(ref, (int, float)) else ()
+    # No verdict: the published figure does not apply (other data, other length), so it is not drawn either.
+    hlines = ((ref, f"published {ref:g} %"),) if isinstance(ref, (int, float)) and r.get("verdict") else ()
     chart = line_chart(series, "epoch", "test accuracy %", hlines=hlines, band=band)
     verdict = r.get("verdict") or "no published reference"
-    good = verdict == "reproduced"
+    style = {"reproduced": "verdict-pass"}.get(verdict, "verdict-fail" if verdict.startswith("gap") else "muted")
     interval = (
         f'<span class="interval" data-lo="{ci[0]!r}" data-hi="{ci[1]!r}">{ci[0]:.2f} to {ci[1]:.2f} %</span>'
         if band
@@ -138,15 +146,13 @@ def reproduction(name: str, r: dict) -> str:
         f"<p>{esc(stats.get('n', len(series)))} seeds, {esc(compared)}: mean "
         f'<span class="mean" data-value="{mean!r}">{mean:.2f} %</span>, 95 % interval {interval}; '
         + (f"published {ref:g} % ({esc(r.get('reference_source', ''))}); " if hlines else "")
-        + f'verdict: <span class="verdict {"verdict-pass" if good else "verdict-fail"}">{esc(verdict)}</span></p>'
+        + f'verdict: <span class="verdict {style}">{esc(verdict)}</span></p>'
         if isinstance(mean, (int, float))
         else "<p>no finished seeds yet</p>"
     )
     rows = [
         [str(s.get("seed")), num(s.get("final_test_acc"), ".2f"), num(s.get("final_test_acc_tta"), ".2f"),
-         num(s.get("img_per_s"), ",.0f"), num(s.get("total_seconds"), ",.0f"),
-         ", ".join(k for k in ("channels_last", "compiled") if s.get(k)) + (f" amp {s['amp']}" if s.get("amp")
-                                                                             not in (None, "off") else "") or "fp32"]
+         num(s.get("img_per_s"), ",.0f"), num(s.get("total_seconds"), ",.0f"), _switches(s)]
         for s in r.get("per_seed") or []
     ]  # fmt: skip
     seeds = table(("seed", "final test %", "final TTA %", "img/s", "seconds", "speed switches"), rows)
@@ -178,7 +184,7 @@ def sweep(name: str, s: dict) -> str:
     best_html = "<p>no complete trial yet</p>"
     b = s.get("best")
     if isinstance(b, dict):
-        params = [[k, str(v)] for k, v in (b.get("params") or {}).items()]
+        params = [[k, f"{v:.4g}" if isinstance(v, float) else str(v)] for k, v in (b.get("params") or {}).items()]
         best_html = (
             f"<p>Best: trial {esc(b.get('number'))}, val {b['val_acc']:.2f} %, test {b['test_acc']:.2f} % "
             f"(measured once). <code>toolkit train --config {esc(name)}/best.toml</code></p>"
