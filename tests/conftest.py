@@ -98,7 +98,13 @@ EXPORT_ORDER = ("resnet56", "resnet18", "fast-cnn", "tutorial-cnn", "resnet20") 
 
 def _export_every_format(run_dir: Path) -> None:
     """Every fp32 format, and pte-int8 where ExecuTorch is installed (without it, its tests skip)."""
+    import torch
+
     from toolkit.export import export
+
+    # Two of these run side by side on the 2 cores: one thread each instead of two each (oversubscribed) made
+    # a pair of exports 18 % faster (103 -> 85 s, resnet20 + fast-cnn).
+    torch.set_num_threads(1)
     from toolkit.targets.formats import FORMATS
 
     export(run_dir, "fp32")

@@ -660,7 +660,7 @@ def runs(
 def report(
     paths: Annotated[
         Optional[list[str]],
-        typer.Argument(metavar="[RUN_OR_FOLDER]...", help="Run folders, or folders that hold runs [artifacts]."),
+        typer.Argument(metavar="RUN_OR_FOLDER", help="Run folders, or folders that hold runs [artifacts]."),
     ] = None,
     out: Annotated[Optional[str], Opt(help="The HTML file to write [report.html in the first folder].")] = None,
     open_page: Annotated[bool, Opt("--open", help="Open the page in the default browser.")] = False,
