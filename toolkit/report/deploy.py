@@ -11,15 +11,13 @@ from dataclasses import asdict
 from toolkit.report.charts import Series, line_chart
 from toolkit.report.collect import RunFiles
 from toolkit.report.page import Cell, esc, num, table
+from toolkit.targets.formats import FORMATS
 from toolkit.targets.gates import Thresholds, gated_figure
 
 
-def _file_of(run: RunFiles, fmt: str) -> str:
-    if fmt.startswith("checkpoint"):
-        return "checkpoint.pt"
-    files = (run.manifest or {}).get("files") or {}
-    base = fmt.removesuffix("-bf16")  # bf16 autocast runs the fp32 file
-    return next((name for name, f in files.items() if isinstance(f, dict) and f.get("format") == base), fmt)
+def _file_of(fmt: str) -> str:
+    """The file a format is written to (the format registry knows it); a name it does not know, as given."""
+    return FORMATS[fmt].filename if fmt in FORMATS else fmt
 
 
 def _why(e: dict, precision: str, thresholds: dict) -> str:
@@ -65,7 +63,7 @@ def parity(run: RunFiles) -> str:
     rows = []
     for fmt, precision in formats:
         what, _, limit = gated_figure(precision, {}, thresholds)
-        row = [Cell(html=f"{esc(_file_of(run, fmt))}<br><span class=\"muted\">{esc(fmt)} ({esc(precision)}), "
+        row = [Cell(html=f"{esc(_file_of(fmt))}<br><span class=\"muted\">{esc(fmt)} ({esc(precision)}), "
                          f"{esc(what)} ≤ {limit:g}</span>")]  # fmt: skip
         for runtime, device in columns:
             e = by_key.get((fmt, runtime, device))
@@ -153,7 +151,7 @@ def bench(run: RunFiles) -> str:
         verdict = "-" if e is None else ("pass" if e.get("passed") else "FAIL")
         row = [
             Cell(c["label"]),
-            _file_of(run, c["format"]),
+            _file_of(c["format"]),
             Cell(verdict, cls={"pass": "pass", "FAIL": "fail"}.get(verdict)),
         ]
         by_batch = {r["batch_size"]: r for r in c["results"]}
@@ -214,9 +212,9 @@ def ship(run: RunFiles) -> str | None:
                     best = (c, r, e)
         if best:
             c, r, e = best
-            size = ((run.manifest or {}).get("files") or {}).get(_file_of(run, c["format"]), {}).get("bytes")
+            size = ((run.manifest or {}).get("files") or {}).get(_file_of(c["format"]), {}).get("bytes")
             picks.append(
-                [purpose, Cell(_file_of(run, c["format"])), c["label"], num(r["img_per_s"], ",.0f"),
+                [purpose, Cell(_file_of(c["format"])), c["label"], num(r["img_per_s"], ",.0f"),
                  num((r.get("latency_ms") or {}).get("p99"), ".3g"), num(e.get("acc_delta"), "+.2f"),
                  num(size / 1e6 if size else None, ".2f")]
             )  # fmt: skip
