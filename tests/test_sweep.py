@@ -190,12 +190,33 @@ def test_bad_sweep_options(tmp_path, args, fragment):
         ('[lr]\ntype = "float"\nlow = -inf\nhigh = 1.0\n', "needs finite numbers low < high"),
         ('[lr]\ntype = "float"\nlow = 0.1\nhigh = nan\n', "needs finite numbers low < high"),
         ('[batch_size]\ntype = "int"\nlow = 8.5\nhigh = 64\n', "an int range needs whole numbers"),
+        # Values no trial could train with are found before the first trial, not by each trial failing.
+        ('[optimizer]\ntype = "categorical"\nchoices = ["adam", "bogus"]\n', "optimizer = 'bogus' cannot be trained"),
+        ('[batch_size]\ntype = "int"\nlow = -8\nhigh = 64\n', "batch_size = -8 cannot be trained"),
+        ('[batch_size]\ntype = "float"\nlow = 8\nhigh = 64\n', "'batch_size' is a whole number"),
+        ('[optimizer]\ntype = "categorical"\nchoices = [3]\n', "'optimizer' must be a string, got 3"),
+        ('[lr]\ntype = "float"\nlow = 0.1\nhigh = 1.0\nstep = 0.0\n', "unknown key 'step' for a float entry"),
     ],
 )
 def test_bad_search_spaces(tmp_path, text, fragment):
     space = tmp_path / "space.toml"
     space.write_text(text)
     assert_one_line_error(run("sweep", "tutorial-cnn", "--space", space, "--out", tmp_path), fragment)
+
+
+def test_a_json_space_with_a_key_given_twice_is_refused(tmp_path):
+    space = tmp_path / "space.json"
+    space.write_text('{"lr": {"type": "float", "low": 0.1, "high": 1.0}, "lr": {"type": "float", "low": 1, "high": 2}}')
+    assert_one_line_error(run("sweep", "tutorial-cnn", "--space", space, "--out", tmp_path), "key 'lr' is given twice")
+
+
+def test_a_space_key_the_command_line_also_sets_is_refused(tmp_path):
+    # Trials would train --epochs 1 while the study (sweep.md, best.toml) recorded the sampled epochs.
+    space = tmp_path / "space.toml"
+    space.write_text('[epochs]\ntype = "float"\nlow = 1\nhigh = 3\n')
+    result = run("sweep", "tutorial-cnn", "--space", space, "--epochs", "1", "--out", tmp_path)
+    assert_one_line_error(result, "'epochs' is also set on the command line (--epochs 1.0)")
+    assert not (tmp_path / "sweeps").exists()
 
 
 @pytest.mark.parametrize("name", ["median", "hyperband"])
@@ -303,40 +324,65 @@ def test_the_study_name_cannot_leave_the_sweeps_folder(tmp_path, study):
     assert not (tmp_path / "sweeps").exists() or not any((tmp_path / "sweeps").iterdir())
 
 
+WORKER_AT_BARRIER = """
+import os, sys, time
+go = sys.argv[1]
+while not os.path.exists(go):  # every worker spins here, then all start in the same millisecond
+    time.sleep(0.0005)
+sys.argv = ["toolkit", *sys.argv[2:]]
+from toolkit.cli import app
+app()
+"""
+
+
 @pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
-def test_two_workers_one_killed_mid_trial_leave_exactly_the_trials_asked_for(tmp_path, request, engine):
-    # Worker B starts the study and its first trial; worker A joins; B is killed with -9 mid-trial. A finishes
-    # the study: B's trial goes failed once its heartbeat is --grace old, its configuration runs again, and the
-    # study ends with exactly --trials finished trials, none trained twice into one folder. (It is also the test
-    # of two processes sharing one study: A claims trials while B holds one.)
+def test_three_workers_released_together_one_killed_mid_trial_run_each_trial_once(tmp_path, request, engine):
+    # A job array: three workers on one fresh study database, released together by a barrier, so all three
+    # create Optuna's schema and the study at once (on PostgreSQL the second died on a duplicate key in
+    # pg_type) and finish their trials at about the same moment (where two could each start "the last one").
+    # One is killed with -9 mid-trial: its trial goes failed once its heartbeat is --grace old and its
+    # configuration runs again. The study ends with exactly --trials finished trials, each trained once, in a
+    # folder of its own.
     extra = ["--grace", "3"]
     if engine == "postgresql":
         server = request.getfixturevalue("postgres")
         extra += ["--storage", server["url"]]
         print(f"\nserver: {server['version']}")
-    args = _sweep_command(tmp_path, "shared-kill", trials=4, epochs=3, limit_train=448, extra=extra)
-    b = subprocess.Popen([*args, "--seed", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    first = tmp_path / "sweeps" / "shared-kill" / "trial-0"
+    args = _sweep_command(tmp_path, "shared-kill", trials=4, epochs=2, limit_train=448, extra=extra)[3:]
+    go = tmp_path / "go"
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER_AT_BARRIER, str(go), *args, "--seed", str(k)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(3)
+    ]
+    time.sleep(1.0)  # each is at the barrier
+    go.touch()
+    folder = tmp_path / "sweeps" / "shared-kill"
     deadline = time.monotonic() + 300
-    while not first.is_dir() and b.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    a = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    while not (first / "metrics.jsonl").exists() and b.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)  # B's trial 0 has finished an epoch of three: it is mid-trial
-    b.kill()
-    out_b, err_b = b.communicate(timeout=60)
-    out_a, err_a = a.communicate(timeout=600)
-    print(f"worker B (killed, exit {b.returncode}):\n{out_b}{err_b}worker A (exit {a.returncode}):\n{out_a}{err_a}")
-    assert b.returncode == -9 and a.returncode == 0, (out_a, err_a)
+    while not list(folder.glob("trial-*/metrics.jsonl")) and time.monotonic() < deadline:
+        assert all(w.poll() is None for w in workers), [w.communicate() for w in workers if w.poll() is not None]
+        time.sleep(0.05)  # a trial has finished an epoch of two: all three workers are mid-trial
+    victim, *others = workers
+    victim.kill()
+    outputs = [victim.communicate(timeout=60)] + [w.communicate(timeout=600) for w in others]
+    for k, (w, (out, err)) in enumerate(zip(workers, outputs, strict=True)):
+        print(f"worker {k} (exit {w.returncode}):\n{out}{err}")
+    assert victim.returncode == -9 and [w.returncode for w in others] == [0, 0], outputs
 
-    storage = server["url"] if engine == "postgresql" else f"sqlite:///{tmp_path / 'sweeps/shared-kill/study.db'}"
+    storage = server["url"] if engine == "postgresql" else f"sqlite:///{folder / 'study.db'}"
     trials = optuna.load_study(study_name="shared-kill", storage=storage).trials
     print("trials: " + ", ".join(f"{t.number} {t.state.name} {t.system_attrs.get('failed_trial', '')}" for t in trials))
-    finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
-    assert len(finished) == 4 and {t.state.name for t in trials} == {"COMPLETE", "FAIL"}
-    killed = trials[0]
-    assert killed.state.name == "FAIL"  # what B was running
-    retry = [t for t in trials if t.system_attrs.get("failed_trial") == 0]
+    trained = [t for t in trials if not t.user_attrs.get("surplus")]  # one started beyond --trials stops at once
+    finished = [t for t in trained if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 4 and {t.state.name for t in trained} == {"COMPLETE", "FAIL"}
+    (killed,) = [t for t in trained if t.state.name == "FAIL"]  # what the victim was running
+    retry = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
     assert len(retry) == 1 and retry[0].state.name == "COMPLETE" and retry[0].params == killed.params
-    assert len({t.user_attrs["run_dir"] for t in trials}) == len(trials)
-    assert "4 trials: 4 complete, 0 pruned, 0 failed (1 interrupted or lost, run again)" in out_a
+    assert len({t.user_attrs["run_dir"] for t in trained}) == len(trained)  # none trained twice into one folder
+    assert sorted(p.name for p in folder.glob("trial-*")) == sorted(f"trial-{t.number}" for t in trained)
+    summaries = [out for out, _ in outputs[1:]]
+    assert all("4 trials: 4 complete, 0 pruned, 0 failed (1 interrupted or lost, run again)" in o for o in summaries)

@@ -8,8 +8,9 @@ Test accuracy is measured once, at the end, for the best trial only.
 The study lives in a database: SQLite in the study folder by default, so re-running the command continues
 it; any URL Optuna accepts (PostgreSQL, MySQL) lets processes on many machines work on one study. Each
 process starts trials until the study holds `trials` finished or live running ones, then waits for the
-live ones of other workers to finish, so it can take over any whose worker dies; two processes that start
-their last trials in the same instant can overshoot by one each. Each worker's sampler gets its own seed
+live ones of other workers to finish, so it can take over any whose worker dies. Two workers that start
+their last trials in the same instant would overshoot; the later-created of the two sees it is one too many
+and stops before training (_surplus). Each worker's sampler gets its own seed
 (the study's creator uses --seed; later workers and re-runs draw one, recorded in their trials), so two
 workers do not propose the same configurations.
 
@@ -53,6 +54,7 @@ SAMPLERS = ("tpe", "random")
 DISTRIBUTIONS = ("float", "int", "categorical")
 GRACE_SECONDS = 120.0  # a trial silent this long lost its worker: it is failed and its configuration retried
 HEARTBEATS_PER_GRACE = 4  # a live worker beats this often within the grace period, so one late beat is no death
+STUDY_LOCK_KEY = 0x746F6F6C6B6974  # "toolkit": the PostgreSQL advisory lock that serializes study creation
 MAX_RETRIES = 2  # a configuration that loses its worker this many times is left failed
 # Set by the sweep itself, or not hyperparameters: a space may not search them.
 NOT_SEARCHABLE = (
@@ -83,8 +85,16 @@ def default_space(model: str) -> dict[str, dict[str, Any]]:
     return space
 
 
+ENTRY_KEYS = {
+    "float": {"type", "low", "high", "log"},
+    "int": {"type", "low", "high", "log"},
+    "categorical": {"type", "choices"},
+}
+
+
 def load_space(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """A search space from TOML/JSON: `[lr] type = "float", low, high, log` per TrainConfig field."""
+    """A search space from TOML/JSON: `[lr] type = "float", low, high, log` per TrainConfig field. Its form is
+    checked here; its values against a model and the command line's options by `check_space`."""
     from dataclasses import fields
 
     from toolkit.train.config import TrainConfig, read_table
@@ -99,6 +109,12 @@ def load_space(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
             raise ConfigError(f"{where} is set by the sweep or the command line, not searched; remove it")
         if not isinstance(dist, dict) or dist.get("type") not in DISTRIBUTIONS:
             raise ConfigError(f"{where} needs type = one of {', '.join(DISTRIBUTIONS)}")
+        unknown = sorted(set(dist) - ENTRY_KEYS[dist["type"]])
+        if unknown:  # e.g. `step`: silently ignored, it would search another space than the one written
+            raise ConfigError(
+                f"{where}: unknown key {unknown[0]!r} for a {dist['type']} entry; "
+                f"it takes {', '.join(sorted(ENTRY_KEYS[dist['type']]))}"
+            )
         if dist["type"] == "categorical":
             if not isinstance(dist.get("choices"), list) or not dist["choices"]:
                 raise ConfigError(f"{where}: choices must be a non-empty list")
@@ -111,9 +127,48 @@ def load_space(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
             raise ConfigError(f"{where}: an int range needs whole numbers, got low={low!r}, high={high!r}")
         if dist.get("log") and not (low >= 1 if dist["type"] == "int" else low > 0):
             raise ConfigError(f"{where}: a log range needs low {'>= 1' if dist['type'] == 'int' else '> 0'}, got {low}")
+        if not isinstance(dist.get("log", False), bool):
+            raise ConfigError(f"{where}: log must be true or false, got {dist['log']!r}")
     if not data:
         raise ConfigError(f"search space {path} is empty")
     return data
+
+
+def check_space(
+    space: dict[str, dict[str, Any]], model: str, fixed: dict[str, Any], where: str = "search space"
+) -> None:
+    """Refuse, before the first trial, a space that no trial could train as written: a key the command line
+    also sets (the trial would train with the option, and the study record the sampled value), a value of the
+    wrong type for its field, or one that training refuses (optimizer "bogus", a batch size below 1). Every
+    choice and both ends of every range are checked, with the command line's options beside them."""
+    from dataclasses import fields, replace
+
+    from toolkit.train.config import TrainConfig, typed_value
+
+    clash = sorted(set(space) & set(fixed))
+    if clash:
+        key = clash[0]
+        raise ConfigError(
+            f"{where}: {key!r} is also set on the command line (--{key.replace('_', '-')} {fixed[key]}); "
+            "a trial would train with the option, not the sampled value: remove one of them"
+        )
+    types = {f.name: str(f.type) for f in fields(TrainConfig)}
+    try:
+        base = TrainConfig(model=model, **fixed).resolved()
+    except TypeError as exc:
+        raise ConfigError(f"unknown training option: {first_line(exc)}") from None
+    for key, dist in space.items():
+        base_type = types[key].removesuffix(" | None")
+        if dist["type"] == "float" and base_type == "int":
+            raise ConfigError(f'{where}: {key!r} is a whole number: use type = "int" or "categorical"')
+        if dist["type"] in ("float", "int") and base_type not in ("int", "float"):
+            raise ConfigError(f'{where}: {key!r} is not a number: use type = "categorical"')
+        for value in dist["choices"] if dist["type"] == "categorical" else (dist["low"], dist["high"]):
+            typed = typed_value(where, key, value, types[key])
+            try:
+                replace(base, **{key: typed}).validate()
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {key} = {value!r} cannot be trained: {first_line(exc)}") from None
 
 
 def _suggest(trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -193,16 +248,33 @@ def _claiming_storage_class():
 
 
 @contextlib.contextmanager
-def _creation_lock(folder: Path | None):
-    if folder is None:
+def _creation_lock(url: str, folder: Path):
+    """Held while a worker creates (or joins) the study. Creating Optuna's schema is a read-then-write: workers
+    started together (a job array) all find no tables, all create them, and all but one die on a duplicate key
+    (SQLite: alembic_version; PostgreSQL: pg_type, Optuna issue #1092). The lock lives where the study does:
+    a file lock in the study folder for SQLite, a session-level advisory lock in a PostgreSQL database (released
+    when the connection closes, so a worker killed while holding it frees it). Other servers go unlocked."""
+    if url.startswith("sqlite"):
+        with open(folder / ".study.lock", "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            yield
+        return
+    if not url.startswith("postgresql"):
         yield
         return
-    with open(folder / ".study.lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+        connection = engine.connect()
+    except Exception as exc:  # a malformed URL, a missing driver, an unreachable server
+        raise ConfigError(f"cannot open the study database {url!r}: {first_line(exc)}") from None
+    try:
+        connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": STUDY_LOCK_KEY})
+        yield
+    finally:
+        connection.close()  # ends the session and with it the advisory lock
+        engine.dispose()
 
 
 def _open_study(url: str, name: str, grace: float, sampler: str, seed: int, pruner):
@@ -276,6 +348,8 @@ def sweep(
     if sampler not in SAMPLERS:
         raise ConfigError(f"unknown --sampler {sampler!r}; choose {', '.join(SAMPLERS)}")
     search = load_space(space) if space is not None else default_space(model)
+    fixed = {**train_options, **({"epochs": epochs} if epochs is not None else {})}
+    check_space(search, model, fixed, where=f"search space {space}" if space is not None else "the default space")
     study_name = study or f"{model}-sweep"
     check_folder_name(study_name, "--study")  # it names a folder under OUT/sweeps/
     folder = Path(out) / "sweeps" / study_name
@@ -283,9 +357,7 @@ def sweep(
     url = storage or f"sqlite:///{(folder / 'study.db').resolve()}"
     # Optuna logs each failed trial with its traceback; the progress lines below say what happened in one line
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    # Two processes creating one SQLite schema at once collide (alembic_version UNIQUE constraint): the first
-    # creates it under a lock in the study folder, the others then find it. Server databases handle their own.
-    with _creation_lock(folder if url.startswith("sqlite") else None):
+    with _creation_lock(url, folder):
         st, sampler_seed = _open_study(
             url, study_name, grace, sampler, seed, _pruner(pruner, epochs or spec.recipe.epochs)
         )
@@ -297,6 +369,10 @@ def sweep(
     stop = StopFlag()  # shared with every trial's train(): one signal stops whichever trials are running
 
     def objective(trial) -> float:
+        if _surplus(trial.study, trial._trial_id, trials):
+            trial.set_user_attr("surplus", True)
+            progress(f"trial {trial.number}: not run: another worker started the study's last trial at the same moment")
+            raise _Surplus()
         params = _suggest(trial, search)
         options = {**train_options, **params}
         if epochs is not None:
@@ -424,8 +500,24 @@ def _counted(trials) -> list:
 
     retried = _retried(trials)
     return [
-        t for t in trials if t.state != TrialState.WAITING and not (t.state == TrialState.FAIL and t.number in retried)
+        t
+        for t in trials
+        if t.state != TrialState.WAITING
+        and not (t.state == TrialState.FAIL and t.number in retried)
+        and not t.user_attrs.get("surplus")
     ]
+
+
+class _Surplus(ToolkitError):
+    """A trial started beyond --trials (recorded failed and marked surplus; it counts nowhere)."""
+
+
+def _surplus(study, trial_id: int, n: int) -> bool:
+    """Whether this just-started trial is one too many. Each worker checks the count before starting a trial, but
+    two workers finishing together both see room for one more; ordering the counted trials by creation (the
+    database's trial id) lets each decide alone, and identically, which of them is the (n+1)-th."""
+    counted = sorted(t._trial_id for t in _counted(study.get_trials(deepcopy=False)))
+    return trial_id in counted and counted.index(trial_id) >= n
 
 
 def _count(study) -> int:
@@ -453,7 +545,7 @@ def _summarize(study, folder: Path, model: str, space: dict, seconds: float) -> 
     """sweep.json, sweep.md, best.toml and the plots; the best trial's test accuracy, measured only here."""
     from optuna.trial import TrialState
 
-    trials = study.get_trials(deepcopy=False)
+    trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")]  # never trained
     retried = _retried(trials)
     rows = []
     for t in trials:

@@ -188,7 +188,7 @@ def load_config_file(path: str | Path) -> TrainConfig:
             close = difflib.get_close_matches(key, types, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"config file {path}: unknown key {key!r}{hint}")
-        values[key] = _typed(path, key, value, types[key])
+        values[key] = typed_value(f"config file {path}", key, value, types[key])
     return TrainConfig(**values)
 
 
@@ -201,8 +201,8 @@ def read_table(path: Path, what: str) -> dict[str, Any]:
     try:
         if path.suffix == ".toml":
             data = tomllib.loads(path.read_text())
-        elif path.suffix == ".json":
-            data = json.loads(path.read_text())
+        elif path.suffix == ".json":  # a key given twice is an error, as TOML makes it, not "the last one wins"
+            data = json.loads(path.read_text(), object_pairs_hook=_unique_keys)
         else:
             raise ConfigError(f"{what} {path}: use a .toml or .json file")
     except (ValueError, UnicodeDecodeError) as exc:  # TOMLDecodeError and JSONDecodeError are ValueErrors
@@ -212,13 +212,23 @@ def read_table(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
-def _typed(path: Path, key: str, value: Any, annotation: str) -> Any:
-    """`value` checked against the field's annotation ("float | None", "tuple[tuple[str, float], ...]", ...)."""
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"key {key!r} is given twice")
+        seen[key] = value
+    return seen
+
+
+def typed_value(where: str, key: str, value: Any, annotation: str) -> Any:
+    """`value` checked against the field's annotation ("float | None", "tuple[tuple[str, float], ...]", ...);
+    `where` names the file in the error ("config file x.toml")."""
     optional = annotation.endswith("| None")
     base = annotation.removesuffix(" | None")
 
     def wrong(what: str) -> ConfigError:
-        return ConfigError(f"config file {path}: {key!r} must be {what}, got {value!r}")
+        return ConfigError(f"{where}: {key!r} must be {what}, got {value!r}")
 
     if value is None:
         if optional:
