@@ -291,33 +291,85 @@ def test_predict_bad_files_get_one_line_each_and_the_others_answers(deployed, tm
     assert r.exit_code == 1 and "no image files" in r.stderr and not r.stdout.strip()
 
 
-def test_predict_auto_takes_the_runtime_and_file_bench_recommended(run_copy, tmp_path):
+def _bench_and_parity(run_dir, timed: dict[str, tuple[str, str, float]], passed: dict[str, bool]) -> None:
+    """bench.json timing `timed` (label -> (runtime, format, img/s) at batch 256 on the CPU) and parity.json
+    with verify's verdict on each label in `passed`, as bench and verify write them."""
+    cases = [
+        {
+            "label": label,
+            "runtime": rt,
+            "format": fmt,
+            "device": "cpu",
+            "results": [{"batch_size": 256, "img_per_s": v}],
+        }
+        for label, (rt, fmt, v) in timed.items()
+    ]
+    entries = [
+        {"format": timed[label][1], "runtime": timed[label][0], "device": "cpu", "passed": ok, "acc_delta": 0.0}
+        for label, ok in passed.items()
+    ]
+    (run_dir / "bench.json").write_text(json.dumps({"inference": cases}))
+    (run_dir / "parity.json").write_text(json.dumps({"entries": entries, "reference": {"device": "cpu"}}))
+
+
+@pytest.mark.parametrize("native_bf16", [True, False])
+def test_predict_auto_takes_the_fastest_file_that_passed_verify(run_copy, tmp_path, monkeypatch, native_bf16):
+    # Whether this CPU computes bf16 natively is the probe's answer, patched: the test holds on every CPU (it
+    # assumed AMX and failed CI on an AVX2-only EPYC).
+    import toolkit.core.device as device_mod
     from toolkit.predict import predict
 
+    monkeypatch.setattr(device_mod, "native_half_precisions", lambda d: ("bf16",) if native_bf16 else ())
     test = load_dataset("synthetic", False, None, limit=8)
     _save_test_pngs(test.images, tmp_path / "pngs")
     plain = predict([tmp_path / "pngs"], run_dir=run_copy, top_k=10)  # no bench.json: onnxruntime, and it says why
-    assert (plain.runtime, plain.format) == ("onnxruntime", "onnx") and "no bench.json" in plain.chosen
-    recommendation = {
-        "target": "eager[bf16]/cpu",
-        "runtime": "eager",
-        "device": "cpu",
-        "format": "checkpoint-bf16",
-        "batch_size": 256,
-        "img_per_s": 1234.0,
+    assert (plain.runtime, plain.format) == ("onnxruntime", "onnx") and "no readable bench.json" in plain.chosen
+    timed = {
+        "torchscript/cpu": ("torchscript", "torchscript", 4000.0),  # the fastest, and verify failed it
+        "eager[bf16]/cpu": ("eager", "checkpoint-bf16", 1234.0),
+        "onnxruntime/cpu": ("onnxruntime", "onnx", 1000.0),
     }
-    (run_copy / "bench.json").write_text(json.dumps({"recommendation": recommendation}))
+    _bench_and_parity(run_copy, timed, {"torchscript/cpu": False, "eager[bf16]/cpu": True, "onnxruntime/cpu": True})
     r = run("predict", tmp_path / "pngs", "--run", run_copy, "--json")
+    if not native_bf16:  # the fastest verified file needs native bf16: one line, no answer from another file
+        assert_one_line_error(r, "cpu has no native bf16")
+        return
     assert r.exit_code == 0, r.output
-    assert "runtime auto: bench.json recommends eager[bf16]/cpu" in r.stderr
+    assert "runtime auto: eager[bf16]/cpu is the fastest file that passed verify on the CPU" in r.stderr
     auto = predict([tmp_path / "pngs"], run_dir=run_copy, top_k=10)
     # The format's own options reach the runtime: eager runs under bf16 autocast.
     assert (auto.runtime, auto.format, auto.details["amp"]) == ("eager", "checkpoint-bf16", "bf16")
     for a, b in zip(auto.predictions, plain.predictions, strict=True):  # bf16 moved them by 3e-3 (max) here
         assert max(abs(x - y) for (_, x), (_, y) in zip(sorted(a.top), sorted(b.top), strict=True)) < 0.05
-    # A recommendation for another device is not one for predict, which runs on the CPU.
-    (run_copy / "bench.json").write_text(json.dumps({"recommendation": {**recommendation, "device": "cuda"}}))
-    assert predict([tmp_path / "pngs"], run_dir=run_copy).runtime == "onnxruntime"
+
+
+def test_predict_auto_never_follows_bench_json_to_a_file_verify_failed(run_copy, tmp_path):
+    from toolkit.predict import predict
+
+    _save_test_pngs(load_dataset("synthetic", False, None, limit=2).images, tmp_path / "pngs")
+    timed = {
+        "torchscript/cpu": ("torchscript", "torchscript", 4000.0),
+        "onnxruntime/cpu": ("onnxruntime", "onnx", 10.0),
+    }
+    _bench_and_parity(run_copy, timed, {"torchscript/cpu": False, "onnxruntime/cpu": True})
+    # bench.json's own recommendation (hand-written, or older than the last verify) names the failed file.
+    bench = json.loads((run_copy / "bench.json").read_text())
+    bench["recommendation"] = {"target": "torchscript/cpu", "runtime": "torchscript", "format": "torchscript",
+                               "device": "cpu", "batch_size": 256, "img_per_s": 4000.0}  # fmt: skip
+    (run_copy / "bench.json").write_text(json.dumps(bench))
+    chosen = predict([tmp_path / "pngs"], run_dir=run_copy)
+    assert (chosen.runtime, chosen.format) == (
+        "onnxruntime",
+        "onnx",
+    ) and "onnxruntime/cpu is the fastest" in chosen.chosen
+    _bench_and_parity(run_copy, timed, {"torchscript/cpu": False})  # nothing timed passed: the fp32 ONNX file
+    chosen = predict([tmp_path / "pngs"], run_dir=run_copy)
+    assert chosen.runtime == "onnxruntime" and "no file that passed verify was timed on the CPU" in chosen.chosen
+    # A target timed on another device is not one for predict, which runs on the CPU.
+    cuda = json.loads((run_copy / "bench.json").read_text())
+    cuda["inference"][1]["device"] = "cuda"
+    (run_copy / "bench.json").write_text(json.dumps(cuda))
+    assert "no file that passed verify" in predict([tmp_path / "pngs"], run_dir=run_copy).chosen
 
 
 def test_predict_bad_options(deployed, tmp_path):

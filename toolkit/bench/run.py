@@ -27,6 +27,7 @@ from toolkit.models.external import short_name, trust
 from toolkit.targets.formats import FORMATS
 from toolkit.targets.plan import plan
 from toolkit.targets.runtimes import check_runtime
+from toolkit.targets.verdicts import PARITY, fastest_verified, read_object
 from toolkit.train.checkpoint import allow_model, load_checkpoint, resolve_checkpoint, trusted_spec, write_untrained
 
 # Evidence that something else ran during a measurement: the fastest GEMM moved this much between the peak
@@ -295,44 +296,25 @@ def _disturbances(inference: list[dict], training: list[dict], drift: dict) -> l
 def recommend(result: dict[str, Any], run: Path) -> dict[str, Any]:
     """The fastest runtime/format on this machine at the largest batch that passed verify, against eager fp32.
 
-    Verify's verdicts come from the run's parity.json; without one nothing is recommended (an unverified
-    file is not a candidate), and the line says so.
+    Verify's verdicts come from the run's parity.json (targets/verdicts.py, the join predict and the report
+    use too); without one nothing is recommended (an unverified file is not a candidate), and the line says so.
     """
-    import json
-
     largest = max(result["config"]["batch_sizes"])
 
     def speed(case: dict) -> float | None:
         return next((r["img_per_s"] for r in case["results"] if r["batch_size"] == largest), None)
 
-    parity_path = run / "parity.json"
-    try:
-        parity = json.loads(parity_path.read_text()) if parity_path.is_file() else None
-    except (OSError, ValueError):
-        parity = None
+    parity = read_object(run / PARITY)
     if not parity:
         return {"text": f"no recommendation: run `toolkit verify {run}` first (only verified files are candidates)"}
-    verdicts = {(e["format"], e["runtime"], e["device"]): e for e in parity.get("entries", []) if "format" in e}
-    best = None
-    for case in result["inference"]:
-        if case.get("variant"):
-            continue
-        key = (case.get("format", "checkpoint"), case["runtime"], case["device"])
-        reference = key == ("checkpoint", "eager", "cpu")
-        entry = verdicts.get(key)
-        if not reference and not (entry and entry["passed"]):
-            continue
-        s = speed(case)
-        if s is not None and (best is None or s > best[0]):
-            acc_cost = 0.0 if reference else -entry["acc_delta"]
-            best = (s, case, acc_cost)
+    pick = fastest_verified(result, parity, largest)
     eager = next(
         (c for c in result["inference"] if c["runtime"] == "eager" and not c.get("variant") and c["device"] == "cpu"),
         None,
     )
-    if best is None or eager is None or speed(eager) is None:
+    if pick is None or eager is None or speed(eager) is None:
         return {"text": "no recommendation: no verified runtime was timed at the largest batch beside eager fp32"}
-    s, case, acc_cost = best
+    case, s, acc_cost = pick.case, pick.result["img_per_s"], pick.accuracy_cost_pt
     label = case.get("label", f"{case['runtime']}/{case['device']}")
     factor = s / speed(eager)
     return {

@@ -25,6 +25,7 @@ from toolkit.predict.images import expand
 from toolkit.targets.formats import FORMATS, primary_format
 from toolkit.targets.plan import plan
 from toolkit.targets.runtimes import RUNTIMES, check_runtime, open_runtime
+from toolkit.targets.verdicts import BENCH, PARITY, batch_sizes, fastest_verified, read_object
 
 BATCH = 256
 AUTO = "auto"
@@ -32,20 +33,26 @@ FALLBACK = "onnxruntime"  # what auto uses where bench has recommended nothing f
 
 
 def recommended_target(run: Path) -> tuple[str, str | None, str]:
-    """(runtime, format, why) for --runtime auto: bench.json's recommendation when it names a CPU target
-    (bench recommends only files that passed verify), else onnxruntime on the fp32 ONNX file."""
-    try:
-        rec = json.loads((run / "bench.json").read_text()).get("recommendation") or {}
-    except (OSError, ValueError, AttributeError):
-        rec = {}
-    runtime, fmt = rec.get("runtime"), rec.get("format")
-    if rec.get("device") == "cpu" and runtime in RUNTIMES and (fmt is None or fmt in FORMATS):
-        return (
-            runtime,
-            fmt,
-            f"bench.json recommends {rec['target']} ({rec['img_per_s']:,.0f} img/s at batch {rec['batch_size']})",
-        )
-    why = "no bench.json" if not (run / "bench.json").is_file() else "bench.json recommends nothing for the CPU"
+    """(runtime, format, why) for --runtime auto: the fastest CPU target in bench.json whose file passed verify
+    in parity.json, joined afresh here (targets/verdicts.py), so a bench.json that names a failed file is not
+    followed; else onnxruntime on the fp32 ONNX file."""
+    bench, parity = read_object(run / BENCH), read_object(run / PARITY)
+    if bench is None:
+        why = f"no readable {BENCH}"
+    elif parity is None:
+        why = f"no readable {PARITY} (only files that passed verify are chosen)"
+    else:
+        batches = batch_sizes(bench)
+        pick = fastest_verified(bench, parity, batches[-1], device="cpu") if batches else None
+        runtime, fmt = (pick.case.get("runtime"), pick.case.get("format")) if pick else (None, None)
+        if runtime in RUNTIMES and fmt in FORMATS:
+            return (
+                runtime,
+                fmt,
+                f"{pick.case.get('label', runtime)} is the fastest file that passed verify on the CPU "
+                f"({pick.result['img_per_s']:,.0f} img/s at batch {pick.result['batch_size']}; {BENCH}, {PARITY})",
+            )
+        why = f"no file that passed verify was timed on the CPU ({BENCH}, {PARITY})"
     return FALLBACK, None, f"{why}: {FALLBACK}; run `toolkit verify {run}` and `toolkit bench {run}` to choose"
 
 

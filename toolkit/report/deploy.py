@@ -13,6 +13,7 @@ from toolkit.report.collect import RunFiles
 from toolkit.report.page import Cell, esc, num, table
 from toolkit.targets.formats import FORMATS
 from toolkit.targets.gates import Thresholds, gated_figure
+from toolkit.targets.verdicts import batch_sizes, fastest_verified, verdicts
 
 
 def _file_of(fmt: str) -> str:
@@ -124,20 +125,11 @@ def parity(run: RunFiles) -> str:
     )
 
 
-def _verdicts(run: RunFiles) -> dict[tuple[str, str, str], dict]:
-    entries = (run.parity or {}).get("entries") or []
-    verdicts = {(e["format"], e["runtime"], e["device"]): e for e in entries}
-    ref = (run.parity or {}).get("reference") or {}
-    if ref:  # eager fp32 is the reference itself
-        verdicts[("checkpoint", "eager", ref.get("device", "cpu"))] = {"passed": True, "acc_delta": 0.0}
-    return verdicts
-
-
 def bench(run: RunFiles) -> str:
     b = run.bench
     cases = b["inference"]
     rec = b.get("recommendation") or {}
-    verdicts = _verdicts(run)
+    passed = verdicts(run.parity)
     series = [
         Series(c["label"] + (" (recommended)" if c["label"] == rec.get("target") else ""),
                [(r["batch_size"], r["img_per_s"]) for r in c["results"]], fmt=",.0f")
@@ -147,7 +139,7 @@ def bench(run: RunFiles) -> str:
     batches = sorted({r["batch_size"] for c in cases for r in c["results"]})
     rows, classes = [], []
     for c in cases:
-        e = verdicts.get((c["format"], c["runtime"], c["device"]))
+        e = passed.get((c["format"], c["runtime"], c["device"]))
         verdict = "-" if e is None else ("pass" if e.get("passed") else "FAIL")
         row = [
             Cell(c["label"]),
@@ -196,22 +188,15 @@ def bench(run: RunFiles) -> str:
 
 def ship(run: RunFiles) -> str | None:
     """The fastest verified file for throughput and for one image at a time, from bench and verify."""
-    b, verdicts = run.bench, _verdicts(run)
+    b = run.bench
     if not b or not run.parity:
         return None
     picks = []
-    batches = sorted({r["batch_size"] for c in b["inference"] for r in c["results"]})
+    batches = batch_sizes(b)
     for purpose, batch in (("one image at a time", batches[0]), (f"throughput (batch {batches[-1]})", batches[-1])):
-        best = None
-        for c in b["inference"]:
-            e = verdicts.get((c["format"], c["runtime"], c["device"]))
-            if not e or not e.get("passed"):
-                continue
-            for r in c["results"]:
-                if r["batch_size"] == batch and (best is None or r["img_per_s"] > best[1]["img_per_s"]):
-                    best = (c, r, e)
+        best = fastest_verified(b, run.parity, batch)
         if best:
-            c, r, e = best
+            c, r, e = best.case, best.result, best.verdict
             size = ((run.manifest or {}).get("files") or {}).get(_file_of(c["format"]), {}).get("bytes")
             picks.append(
                 [purpose, Cell(_file_of(c["format"])), c["label"], num(r["img_per_s"], ",.0f"),
