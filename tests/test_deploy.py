@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from tests.helpers import tiny_run
+from tests.helpers import tamper_largest_initializer, tiny_run
 from tests.test_cli_train import assert_one_line_error
 from toolkit.bench.run import recommend
 from toolkit.cli import app
@@ -18,7 +18,7 @@ from toolkit.data import TensorLoader, load_dataset
 from toolkit.export import quantize
 from toolkit.targets.child import run_in_child
 from toolkit.targets.formats import FORMATS
-from toolkit.targets.gates import Thresholds
+from toolkit.targets.gates import Thresholds, fp32_excess
 from toolkit.targets.runtimes import open_runtime, runtime_class
 from toolkit.verify.parity import RuntimeParity
 
@@ -111,10 +111,50 @@ def test_the_gates_name_format_device_figure_and_limit():
     assert bf16.failures == [
         "eager[bf16]/cpu: bf16 mean |Δlogit| is 0.03 of the logit scale > --bf16-mean-rel 0.02 (mean |Δ| 0.05)"
     ]
+
+
+def test_the_fp32_gate_grows_with_the_magnitude_of_the_logits():
+    # One float32 step at 1,024 is 1.22e-4: two of them failed an honest 1-epoch resnet20 (logits near 1,000)
+    # against the absolute 1e-4. Each image may move by atol + rtol x its largest |logit|; a small logit
+    # still gets (about) atol alone, so a file moved by 2e-4 at logits near 10 fails.
+    t = Thresholds()
+    ref = torch.tensor([[1024.0, 990.0, -5.0], [10.0, -3.0, 1.0]])
+    honest = ref.clone()
+    honest[0, 0] = 1024.0 + 2 * 1.220703125e-4
+    assert fp32_excess(honest, ref, t).ratio <= 1
+    forged = ref.clone()
+    forged[1, 0] += 2e-4
+    x = fp32_excess(forged, ref, t, batch=4)
+    assert x.ratio > 1 and x.magnitude == 10.0
     fp32 = RuntimeParity("openvino", "cpu", "onnx", "fp32", {}, accuracy=61, acc_delta=0.0, agreement=100)
-    fp32.max_abs, fp32.worst_batch = 2e-4, 4
+    fp32.max_abs, fp32.worst_batch, fp32.fp32_excess = x.diff, 4, x
     fp32.failures = FORMATS[fp32.format].gate.judge(fp32, Thresholds())
-    assert fp32.failures == ["openvino/cpu: max |diff| 0.0002 > atol 0.0001 on batch 4"]
+    assert fp32.failures == [
+        "openvino/cpu: max |diff| 0.0002 > 0.0001 + 1e-06 x |logit| 10 = 0.00011 allowed on batch 4 (--atol, --rtol)"
+    ]
+
+
+def test_an_honest_fp32_file_with_large_logits_passes_and_a_forged_one_fails(tmp_path):
+    # The final layer scaled by 1e4 (logits ~1e3-1e4, as a 1-epoch resnet20's or an untrained ResNet-56's):
+    # export's check and verify apply one rule, so both pass the honest file; the smallest forgery
+    # docs/guide.md sizes the gate against (the largest weight tensor scaled by 1 + 1e-4) still fails.
+    from toolkit.core.files import atomic_path
+    from toolkit.train.checkpoint import load_checkpoint
+
+    run_dir = tiny_run(tmp_path, "resnet20")
+    ckpt = load_checkpoint(run_dir)
+    for key in ("fc.weight", "fc.bias"):
+        ckpt["state_dict"][key] = ckpt["state_dict"][key] * 1e4
+    with atomic_path(run_dir / "checkpoint.pt") as tmp:
+        torch.save(ckpt, tmp)
+    assert run("export", run_dir, "--format", "onnx").exit_code == 0
+    r = run("verify", run_dir, "--runtime", "onnxruntime", "--limit", "256")
+    assert r.exit_code == 0, r.output
+    (e,) = json.loads((run_dir / "parity.json").read_text())["entries"]
+    assert e["max_abs"] > 1e-4 and e["fp32_excess"]["magnitude"] > 100  # failed the absolute 1e-4 alone
+    tamper_largest_initializer(run_dir / "model.onnx", 1 + 1e-4)
+    r = run("verify", run_dir, "--runtime", "onnxruntime", "--limit", "256", "--allow-modified")
+    assert r.exit_code == 1 and "allowed on batch" in r.stderr, r.output
 
 
 @pytest.mark.parametrize(

@@ -83,7 +83,7 @@ def test_verify_fails_on_a_perturbed_onnx_weight(run_copy):
     onnx.save(proto, str(path))
     r = run("verify", run_copy)
     assert r.exit_code == 1
-    assert "onnxruntime/cpu: max |diff|" in r.stderr and "> atol 0.0001 on batch" in r.stderr
+    assert "onnxruntime/cpu: max |diff|" in r.stderr and "allowed on batch" in r.stderr
     assert "torchscript" not in r.stderr
     parity = json.loads((run_copy / "parity.json").read_text())
     assert not parity["passed"]

@@ -120,7 +120,45 @@ def test_a_bad_manifest_is_one_line_naming_the_key(run_copy, tmp_path, edit, fra
 
 def test_classes_must_match_the_model_outputs(run_copy, tmp_path):
     _edit_manifest(run_copy, lambda m: m.update(num_classes=3, classes=["a", "b", "c"]))
+    r = run("predict", _png(tmp_path), "--run", run_copy)
+    assert_one_line_error(r, "'classes' is", "but the checkpoint every file was exported from says")
+    (run_copy / "checkpoint.pt").unlink()  # shipped without it: the file's own outputs still give it away
     assert_one_line_error(run("predict", _png(tmp_path), "--run", run_copy), "names 3 classes but model.onnx gives")
+
+
+@pytest.mark.parametrize("shape", [[3, 64, 64], [3, 4096, 4096]])
+@pytest.mark.parametrize("runtime", ["torchscript", "onnxruntime"])
+def test_an_input_spec_the_files_were_not_exported_for_is_refused(run_copy, tmp_path, shape, runtime):
+    # An input of 64x64 made TorchScript answer other probabilities (exit 0) and onnxruntime print a traceback;
+    # 4096x4096 decoded every image at that size first. The checkpoint every file came from says what is right.
+    _edit_manifest(run_copy, lambda m: m["input"].update(shape=shape))
+    r = run("predict", _png(tmp_path), "--run", run_copy, "--runtime", runtime)
+    assert_one_line_error(r, "'input.shape' is", "but the checkpoint every file was exported from says [3, 32, 32]")
+    _edit_manifest(run_copy, lambda m: m["input"].update(shape=[3, 32, 32], mean=[0.5, 0.5, 0.5]))
+    assert_one_line_error(run("verify", run_copy, "--runtime", runtime), "'input.mean' is [0.5, 0.5, 0.5]")
+    (run_copy / "checkpoint.pt").unlink()  # no checkpoint to hold it to: the runtime's refusal, in one line
+    _edit_manifest(run_copy, lambda m: m["input"].update(shape=shape))
+    r = run("predict", _png(tmp_path), "--run", run_copy, "--runtime", runtime)
+    if r.exit_code == 0:  # a network that pools to a fixed size answers any size: nothing to refuse
+        return
+    assert_one_line_error(r, f"failed on {runtime} for a batch of 1 images of {shape}")
+
+
+def test_predict_decodes_images_a_batch_at_a_time(deployed, tmp_path, monkeypatch):
+    import toolkit.predict as predict_mod
+
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    for i in range(5):
+        _png(folder, f"{i}.png")
+    decoded, at_first_batch = [], []
+    load = predict_mod.load_image
+    monkeypatch.setattr(predict_mod, "BATCH", 2)
+    monkeypatch.setattr(predict_mod, "load_image", lambda *a: decoded.append(1) or load(*a))
+    norm = predict_mod.normalise
+    monkeypatch.setattr(predict_mod, "normalise", lambda *a: at_first_batch.append(len(decoded)) or norm(*a))
+    result = predict_mod.predict([folder], run_dir=deployed, runtime="onnxruntime")
+    assert len(result.predictions) == 5 and at_first_batch == [2, 4, 5]
 
 
 def test_predict_names_a_missing_run_folder(tmp_path):

@@ -393,7 +393,12 @@ def verify(
     format: Formats = None,
     limit: LimitTest = None,
     data_dir: DataDir = None,
-    atol: Annotated[Optional[float], Opt(help="fp32 files: max |logit difference| [1e-4].")] = None,
+    atol: Annotated[
+        Optional[float], Opt(help="fp32 files: |logit difference| allowed at any magnitude [1e-4].")
+    ] = None,
+    rtol: Annotated[
+        Optional[float], Opt(help="fp32 files: plus this fraction of the image's largest |logit| [1e-6].")
+    ] = None,
     fp32_min_agreement: Annotated[Optional[float], Opt(help="fp32 files: min top-1 agreement, percent [99.9].")] = None,
     fp32_max_acc_delta: Annotated[
         Optional[float], Opt(help="fp32 files: max accuracy difference, points [0.1].")
@@ -434,6 +439,7 @@ def verify(
             thresholds=Thresholds(
                 **_given(
                     atol=atol,
+                    rtol=rtol,
                     fp32_min_agreement=fp32_min_agreement,
                     fp32_max_acc_delta=fp32_max_acc_delta,
                     max_acc_drop=max_acc_drop,

@@ -184,9 +184,9 @@ def run_bench(
     run = _resolve_run(run_dir, model, out, progress)
     ensure_writable(run)  # before minutes of timing whose report could not be saved
     manifest, problem = read_manifest(run)
-    if not problem:  # the files' facts come from it: a broken one is an error before any timing
-        validate_manifest(manifest, run / MANIFEST)
     ckpt = load_checkpoint(run)
+    if not problem:  # the files' facts come from it: a broken one is an error before any timing
+        validate_manifest(manifest, run / MANIFEST, ckpt)
     trusted_spec(ckpt["model"])  # one line before any timing process would import the model's code
     name = ckpt["model"]["name"]
     threads = config.threads or os.cpu_count() or 1

@@ -35,6 +35,7 @@ from toolkit.targets.formats import (
     validator,
     writer,
 )
+from toolkit.targets.gates import Thresholds
 from toolkit.train.checkpoint import allow_model, load_checkpoint, model_from_checkpoint, resolve_checkpoint
 
 __all__ = ["DEFAULT_FORMATS", "EXPORT_FORMATS", "ExportError", "ExportResult", "export"]
@@ -56,8 +57,8 @@ def export(
     exporter: str = "dynamo",
     opset: int = DEFAULT_OPSET,
     ts_mode: str = "trace",
-    atol: float = 1e-4,
-    rtol: float = 1e-4,
+    atol: float = Thresholds.atol,
+    rtol: float = Thresholds.rtol,
     calibration_images: int = 1024,
     int8_preset: str = "auto",
     calibration: str = "minmax",

@@ -13,6 +13,7 @@ from torch import nn
 
 from toolkit.core.errors import ToolkitError
 from toolkit.data import normalise
+from toolkit.targets.gates import Thresholds, fp32_excess, fp32_failure
 
 CHECK_BATCHES = (1, 7, 256)
 
@@ -48,11 +49,13 @@ def compare_with_eager(
 ) -> dict[str, Any]:
     """Compare a runtime's `outputs` for `inputs` (check_batches) with eager's; raise ExportError on the first problem.
 
-    fp32 files must match the logits (atol + rtol*|logit|). Reduced-precision files (`gate_logits=False`)
+    fp32 files must match the logits by verify's rule (targets.gates.fp32_allowance: atol + rtol * the image's
+    largest |logit|). Reduced-precision files (`gate_logits=False`)
     must give finite logits of the right shape; their distance and top-1 agreement on these random
     images are recorded, and verify gates them on the test set by accuracy and agreement.
     """
     worst, agree, total = 0.0, 0, 0
+    tolerance = Thresholds(atol=atol, rtol=rtol)
     for x, got in zip(inputs, outputs, strict=True):
         b = len(x)
         with torch.inference_mode():
@@ -74,11 +77,9 @@ def compare_with_eager(
         worst = max(worst, float(diff.max()))
         agree += int((got.argmax(1) == ref.argmax(1)).sum())
         total += b
-        if gate_logits and (diff > atol + rtol * ref.abs()).any():
-            raise ExportError(
-                f"{label} differs from eager by up to {float(diff.max()):.3g} at batch {b} "
-                f"(allowed {atol:g} + {rtol:g}*|logit|)"
-            )
+        excess = fp32_excess(got, ref, tolerance)
+        if gate_logits and excess.ratio > 1:
+            raise ExportError(fp32_failure(label, excess, tolerance, f"in a batch of {b}"))
     gates = {"atol": atol, "rtol": rtol} if gate_logits else {"gated_by": "toolkit verify (accuracy drop, agreement)"}
     return {
         "batch_sizes": list(CHECK_BATCHES),

@@ -37,11 +37,14 @@ LAYOUTS = ("NCHW",)
 DTYPES = ("float32",)
 
 
-def validate_manifest(manifest: dict[str, Any], path: Path) -> dict[str, Any]:
+def validate_manifest(manifest: dict[str, Any], path: Path, checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
     """The one schema of manifest.json, checked before predict, verify or bench trust a field of it.
 
     ConfigError naming the key when a field is missing or cannot be right (a std of 0 divides by zero, a
-    side of 100,000 pixels is a 40 GB tensor, three class names for ten outputs mislabel every answer)."""
+    side of 100,000 pixels is a 40 GB tensor, three class names for ten outputs mislabel every answer), or,
+    given the run's `checkpoint`, when the input spec or the classes are not the checkpoint's: every file was
+    exported from it, for its input, so a manifest that says otherwise was edited (an input of 64x64 made
+    TorchScript answer other probabilities for a model exported at 32x32)."""
 
     def bad(key: str, what: str, value: Any = ...) -> ConfigError:
         got = "" if value is ... else f", got {json.dumps(value)[:60]}"
@@ -79,15 +82,37 @@ def validate_manifest(manifest: dict[str, Any], path: Path) -> dict[str, Any]:
     source = manifest.get("source_checkpoint")
     if not (isinstance(source, dict) and isinstance(source.get("sha256"), str)):
         raise bad("source_checkpoint", "an object with the checkpoint's sha256")
+    if checkpoint is not None:
+        _agrees_with_checkpoint(manifest, path, checkpoint)
     return manifest
 
 
+def _agrees_with_checkpoint(manifest: dict[str, Any], path: Path, ckpt: dict[str, Any]) -> None:
+    def plain(v: Any) -> Any:  # tuples in the checkpoint, lists in JSON
+        return json.loads(json.dumps(v))
+
+    expected = {f"input.{k}": v for k, v in (ckpt.get("input") or {}).items()}
+    expected["classes"] = ckpt.get("classes")
+    given = {f"input.{k}": v for k, v in manifest["input"].items()}
+    given["classes"] = manifest["classes"]
+    for key in sorted(expected):
+        if key in given and plain(given[key]) != plain(expected[key]):
+            raise ConfigError(
+                f"{path}: {key!r} is {json.dumps(plain(given[key]))[:60]} but the checkpoint every file was "
+                f"exported from says {json.dumps(plain(expected[key]))[:60]}; re-run toolkit export to rewrite it"
+            )
+
+
 def load_manifest(run_dir: Path) -> dict[str, Any]:
-    """The run's validated manifest; ConfigError when it is missing, unreadable or invalid."""
+    """The run's validated manifest, checked against the run's checkpoint where there is one; ConfigError when
+    it is missing, unreadable, invalid or not the checkpoint's."""
+    from toolkit.train.checkpoint import load_checkpoint
+
     manifest, problem = read_manifest(run_dir)
     if problem:
         raise ConfigError(f"{run_dir}: {problem.split(';')[0]}; run `toolkit export {run_dir}` to write it")
-    return validate_manifest(manifest, run_dir / MANIFEST)
+    ckpt = load_checkpoint(run_dir, mmap=True) if (run_dir / CHECKPOINT).is_file() else None
+    return validate_manifest(manifest, run_dir / MANIFEST, ckpt)
 
 
 def modification(run_dir: Path, manifest: dict[str, Any], name: str) -> str | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from toolkit.core.callable_module import make_callable
-from toolkit.core.errors import ConfigError, DataError
+from toolkit.core.errors import ConfigError, DataError, ToolkitError, first_line
 from toolkit.core.runs import MANIFEST, latest_run
 from toolkit.data import normalise
 from toolkit.data.decode import load_image
@@ -136,21 +136,32 @@ def predict(
     if not 1 <= top_k <= len(classes):
         raise ConfigError(f"--top-k must be between 1 and {len(classes)}, got {top_k}")
     files, failures = expand(list(paths))
-    images, names = [], []
     size = tuple(manifest["input"]["shape"][1:])
     resize = manifest["input"].get("resize", "stretch")  # runs exported before image folders: CIFAR's stretch
-    for f in files:
-        try:
-            images.append(load_image(f, size, resize))
-            names.append(str(f))
-        except DataError as exc:
-            failures.append(str(exc))
     rt = open_runtime(runtime, target.path, "cpu", threads, **target.options)  # eager[bf16]: its autocast
     result = PredictResult(run, runtime, fmt.name, rt.describe(), modified, chosen=chosen, failures=failures)
-    for start in range(0, len(images), BATCH):
-        spec = manifest["input"]  # the normalisation comes from the manifest alone
-        x = normalise(torch.stack(images[start : start + BATCH]), spec["mean"], spec["std"])
-        logits = rt.run(x).float()
+    spec = manifest["input"]  # the normalisation comes from the manifest alone
+    # Decoded a batch at a time: a folder of thousands of photos never sits in memory as tensors all at once.
+    for start in range(0, len(files), BATCH):
+        images, names = [], []
+        for f in files[start : start + BATCH]:
+            try:
+                images.append(load_image(f, size, resize))
+                names.append(str(f))
+            except DataError as exc:
+                failures.append(str(exc))
+        if not images:
+            continue
+        x = normalise(torch.stack(images), spec["mean"], spec["std"])
+        try:
+            logits = rt.run(x).float()
+        except ToolkitError:
+            raise
+        except Exception as exc:  # a native runtime's own error: one line, not its traceback
+            raise ToolkitError(
+                f"{run / fmt.filename} failed on {runtime} for a batch of {len(images)} images of "
+                f"{spec['shape']}: {first_line(exc)}; run `toolkit verify {run}` to see whether the file is sound"
+            ) from None
         if logits.ndim != 2 or logits.shape[1] != len(classes):
             raise ConfigError(
                 f"{run / MANIFEST}: 'classes' names {len(classes)} classes but {fmt.filename} gives "
@@ -160,7 +171,7 @@ def predict(
             raise ConfigError(f"{run / fmt.filename} gives NaN/inf logits; run `toolkit verify {run}` to see why")
         probs = torch.softmax(logits, dim=1)
         p, idx = probs.topk(top_k, dim=1)
-        for name, pr, ix in zip(names[start : start + BATCH], p.tolist(), idx.tolist(), strict=True):
+        for name, pr, ix in zip(names, p.tolist(), idx.tolist(), strict=True):
             result.predictions.append(Prediction(name, [(classes[i], v) for i, v in zip(ix, pr, strict=True)]))
     return result
 

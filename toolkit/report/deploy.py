@@ -12,7 +12,7 @@ from toolkit.report.charts import Series, line_chart
 from toolkit.report.collect import RunFiles
 from toolkit.report.page import Cell, esc, num, table
 from toolkit.targets.formats import FORMATS
-from toolkit.targets.gates import Thresholds, gated_figure
+from toolkit.targets.gates import GATES, Thresholds, gated_figure
 from toolkit.targets.verdicts import batch_sizes, fastest_verified, verdicts
 
 
@@ -24,7 +24,7 @@ def _file_of(fmt: str) -> str:
 def _why(e: dict, precision: str, thresholds: dict) -> str:
     """A failed cell's reason when it is not the gated figure itself (agreement, accuracy, the file's hash)."""
     t = {**asdict(Thresholds()), **thresholds}
-    fp32 = gated_figure(precision, {}, t)[0] == "max |Δlogit|"
+    fp32 = (GATES.get(precision) or GATES["fp32"]).relative is None
     if e.get("file_matches_manifest") is False:
         return "not the file export checked"
     if e.get("accuracy") is None:

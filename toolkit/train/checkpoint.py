@@ -191,10 +191,12 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, *, expect_model: str | None = None) -> dict[str, Any]:
+def load_checkpoint(path: str | os.PathLike, *, expect_model: str | None = None, mmap: bool = False) -> dict[str, Any]:
+    """The checkpoint at `path` (a file or a run folder), checked; `mmap` leaves the weights on disk until read
+    (for a caller that wants the metadata of a checkpoint of hundreds of MB)."""
     path = resolve_checkpoint(path)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as exc:
         raise CheckpointError(
             f"{path}: cannot be read as a checkpoint ({type(exc).__name__}); "

@@ -29,7 +29,7 @@ from toolkit.export.check import count_non_finite
 from toolkit.export.manifest import read_manifest, validate_manifest
 from toolkit.targets.child import run_in_child, saved_inputs
 from toolkit.targets.formats import FORMATS, split_names, target_label
-from toolkit.targets.gates import Thresholds
+from toolkit.targets.gates import Excess, Thresholds, fp32_excess
 from toolkit.targets.plan import Target, plan
 from toolkit.targets.runtimes import open_runtime
 from toolkit.train.checkpoint import allow_model, dataset_of, load_checkpoint, trusted_spec
@@ -52,6 +52,7 @@ class RuntimeParity:
     max_rel: float | None = None  # max_abs / the reference's logit scale
     mean_rel: float | None = None  # mean_abs / the reference's logit scale
     worst_batch: int | None = None
+    fp32_excess: Excess | None = None  # the image furthest beyond fp32's allowance (gates.fp32_allowance)
     non_finite: int = 0  # NaN/inf logits; any is a failure
     non_finite_batch: int | None = None  # first batch that had one
     file_matches_manifest: bool | None = None
@@ -152,7 +153,7 @@ def verify(
     if problem:
         notes.append(problem)
     else:  # a manifest that is there must be right: predict answers from it
-        validate_manifest(manifest, run_dir / MANIFEST)
+        validate_manifest(manifest, run_dir / MANIFEST, ckpt)
     if ckpt.get("origin") == "untrained":
         notes.append("the checkpoint holds untrained weights (made by toolkit bench --model)")
     targets = _targets(run_dir, runtimes, devices, split_names(formats) if formats else None, notes)
@@ -204,7 +205,7 @@ def verify(
                 entries.append(entry)
                 continue
             _check_identity(path, metadata, ckpt)
-            _compare(entry, recorded, outputs, ref_logits, labels, ref_acc, scale)
+            _compare(entry, recorded, outputs, ref_logits, labels, ref_acc, scale, thresholds)
             entry.failures.extend(fmt.gate.judge(entry, thresholds))
             entries.append(entry)
     finally:
@@ -237,9 +238,12 @@ def verify(
     return result
 
 
-def _compare(e: RuntimeParity, entry_file: dict | None, outputs, ref_logits, labels, ref_acc, scale: float) -> None:
+def _compare(
+    e: RuntimeParity, entry_file: dict | None, outputs, ref_logits, labels, ref_acc, scale: float, t: Thresholds
+) -> None:
     """Fill `e`'s figures from the runtime's `outputs` against the reference logits."""
     diffs, agree, correct, worst, worst_batch, non_finite, first_bad = [], 0, 0, -1.0, 0, 0, None
+    excess: Excess | None = None
     start = 0
     for i, (out, ref) in enumerate(zip(outputs, ref_logits, strict=True)):
         y = labels[start : start + len(ref)]
@@ -253,6 +257,8 @@ def _compare(e: RuntimeParity, entry_file: dict | None, outputs, ref_logits, lab
         diffs.append(d.flatten())
         if d.numel() and float(d.max()) > worst:
             worst, worst_batch = float(d.max()), i
+        if out.shape == ref.shape:
+            excess = fp32_excess(out, ref, t, i).merge(excess)
         agree += int((out.argmax(1) == ref.argmax(1)).sum())
         correct += int((out.argmax(1) == y).sum())
     all_d = torch.cat(diffs).double()
@@ -270,3 +276,4 @@ def _compare(e: RuntimeParity, entry_file: dict | None, outputs, ref_logits, lab
     )
     e.max_rel, e.mean_rel = e.max_abs / scale, e.mean_abs / scale
     e.worst_batch, e.non_finite, e.non_finite_batch = worst_batch, non_finite, first_bad
+    e.fp32_excess = excess

@@ -94,8 +94,11 @@ def compact_rows(result) -> list[list[str]]:
     thresholds = asdict(result.thresholds)
     rows = []
     for e in result.entries:
+        excess = None if e.fp32_excess is None else {"ratio": e.fp32_excess.ratio}
         what, value, limit = gated_figure(
-            e.precision, {"max_abs": e.max_abs, "max_rel": e.max_rel, "mean_rel": e.mean_rel}, thresholds
+            e.precision,
+            {"max_abs": e.max_abs, "max_rel": e.max_rel, "mean_rel": e.mean_rel, "fp32_excess": excess},
+            thresholds,
         )
         answered = e.accuracy is not None
         rows.append(
@@ -117,7 +120,8 @@ def parity_markdown(result) -> str:
     head = (
         f"# Parity: {result.model} ({result.run_dir})\n\n"
         f"{result.samples} {result.dataset} test images in batches of {result.batch_size}; reference: eager "
-        f"fp32 on CPU, TF32 off. fp32 files: max |Δlogit| ≤ {t.atol:g}, top-1 agreement ≥ "
+        f"fp32 on CPU, TF32 off. fp32 files: each image's |Δlogit| ≤ {t.atol:g} + {t.rtol:g} × its largest "
+        f"|logit|, top-1 agreement ≥ "
         f"{t.fp32_min_agreement:g} %, |Δacc| ≤ {t.fp32_max_acc_delta:g} pt. INT8/fp16/bf16 files: accuracy drop ≤ "
         f"{t.max_acc_drop:g} pt, top-1 agreement ≥ {t.min_agreement:g} %, and, relative to the logit scale "
         f"(std of the reference logits): fp16 max |Δ| ≤ {t.fp16_max_rel:g}, bf16 mean |Δ| ≤ {t.bf16_mean_rel:g}, "
