@@ -109,11 +109,27 @@ def test_runs_lists_every_run_and_skips_unreadable_ones(tmp_path):
     assert [(x["run"], x["model"], x["state"]) for x in rows] == [
         ("a", "resnet20", "finished"),
         ("group/b", "tutorial-cnn", "finished"),
+        ("broken", None, "stopped"),  # kept, with a note naming the line: its other files may still say much
     ]
     summary_b = json.loads((out / "group" / "b" / "summary.json").read_text())
     assert rows[1]["val_acc"] == summary_b["final_val_acc"] and rows[0]["val_acc"] is None
     assert rows[1]["test_acc"] == summary_b["final_test_acc"] and rows[0]["exports"] == []
-    assert "skipped" in r.stderr and "broken" in r.stderr
+    assert "broken: metrics.jsonl line 1 is cut or not a JSON object" in r.stderr
+    # One cut line, a truncated parity.json and a manifest whose files are gone: the run stays, each noted.
+    with (out / "a" / "metrics.jsonl").open("a") as f:
+        f.write('{"epoch": 2, "test_ac')
+    (out / "a" / "parity.json").write_text('{"entries": [')
+    (out / "a" / "model.onnx").write_bytes(b"onnx")
+    files = {name: {"sha256": "0" * 64} for name in ("model.onnx", "model.ts", "model.pt2")}
+    (out / "a" / "manifest.json").write_text(json.dumps({"files": files}))
+    r = run("runs", "--out", out, "--json", "--sort", "model")
+    a = json.loads(r.stdout.splitlines()[0])
+    assert (a["run"], a["test_acc"], a["verify"]) == ("a", rows[0]["test_acc"], "unreadable")
+    assert a["exports"] == ["model.onnx"]  # what is on disk, not what the manifest once listed
+    assert "metrics.jsonl line 2 is cut" in r.stderr and "parity.json is cut" in r.stderr
+    (out / "a" / "parity.json").unlink()
+    (out / "a" / "manifest.json").unlink()
+    (out / "broken").rename(tmp_path / "broken")
     # A run stopped before its summary: its last epoch, marked as such.
     (out / "a" / "summary.json").unlink()
     rows = [json.loads(line) for line in run("runs", "--out", out, "--json").stdout.splitlines()]

@@ -17,6 +17,7 @@ from typing import Any
 
 from toolkit.core.errors import ConfigError
 from toolkit.core.runs import MANIFEST, METRICS, SUMMARY
+from toolkit.targets.verdicts import PARITY, read_object
 
 _SUMMARY_FIGURES = (
     "final_test_acc_tta", "final_test_acc", "best_test_acc", "final_val_acc", "delta_vs_reference", "img_per_s",
@@ -40,8 +41,9 @@ class RunRow:
     precision: str | None = None  # amp, channels_last, compile
     img_per_s: float | None = None
     date: str | None = None  # when the last training file was written
-    exports: list[str] = field(default_factory=list)
-    verify: str | None = None  # pass | FAIL | None (never verified)
+    exports: list[str] = field(default_factory=list)  # in manifest.json and on disk
+    verify: str | None = None  # pass | FAIL | unreadable | None (never verified)
+    problems: list[str] = field(default_factory=list)  # a damaged file the row was read around
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,11 +70,30 @@ def _number(data: dict[str, Any], key: str, where: str) -> float | None:
     return value
 
 
+def read_metrics(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """metrics.jsonl's records and one problem per line that is not one (a write cut by a crash or a full
+    disk): the other lines still describe the run."""
+    lines, problems = [], []
+    for number, text in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            lines.append(record)
+        else:
+            problems.append(f"{METRICS} line {number} is cut or not a JSON object; read without it")
+    return lines, problems
+
+
 def run_row(folder: Path, root: Path) -> RunRow:
     metrics_path = folder / METRICS
-    lines = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    lines, problems = read_metrics(metrics_path)
     summary_path = folder / SUMMARY
     row = RunRow(run=str(folder.relative_to(root)), state="finished" if summary_path.is_file() else "stopped")
+    row.problems = problems
     newest = max(p.stat().st_mtime for p in (metrics_path, summary_path) if p.is_file())
     row.date = time.strftime("%Y-%m-%d %H:%M", time.localtime(newest))
     if summary_path.is_file():
@@ -96,9 +117,20 @@ def run_row(folder: Path, root: Path) -> RunRow:
         row.best_test_acc = max((m["test_acc"] for m in figures if m["test_acc"] is not None), default=None)
         row.img_per_s = last["img_per_s"]
     if (folder / MANIFEST).is_file():
-        row.exports = sorted(_read_object(folder / MANIFEST).get("files", {}))
-    if (folder / "parity.json").is_file():
-        row.verify = "pass" if _read_object(folder / "parity.json").get("passed") else "FAIL"
+        try:
+            files = _read_object(folder / MANIFEST).get("files", {})
+        except (OSError, ValueError) as exc:
+            files = {}
+            row.problems.append(f"{MANIFEST} cannot be read ({type(exc).__name__}); exports not listed")
+        # What is on disk, not what the manifest once listed: a deleted file is no export.
+        row.exports = sorted(name for name in files if isinstance(name, str) and (folder / name).is_file())
+    if (folder / PARITY).is_file():
+        parity = read_object(folder / PARITY)
+        if parity is None:
+            row.verify = "unreadable"
+            row.problems.append(f"{PARITY} is cut or not a JSON object; re-run toolkit verify")
+        else:
+            row.verify = "pass" if parity.get("passed") else "FAIL"
     return row
 
 
@@ -120,6 +152,8 @@ def list_runs(root: str | os.PathLike = "artifacts", sort: str = "date") -> tupl
             rows.append(run_row(folder, root))
         except (OSError, ValueError, AttributeError, TypeError) as exc:
             notes.append(f"skipped {folder}: its files cannot be read ({type(exc).__name__}: {exc})")
+            continue
+        notes.extend(f"{folder}: {problem}" for problem in rows[-1].problems)
     present = [r for r in rows if getattr(r, sort) is not None]
     absent = [r for r in rows if getattr(r, sort) is None]  # a stopped run has no device, a run no val acc
     # Names ascending; dates (newest first) and figures (highest first) descending.
@@ -133,7 +167,7 @@ def _config_and_metrics(folder: Path) -> tuple[dict[str, Any], list[dict[str, An
     metrics_path = folder / METRICS
     if not metrics_path.is_file():
         raise RunFolderError(f"{folder} is not a training run (no {METRICS}); pass a run folder")
-    metrics = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    metrics, _ = read_metrics(metrics_path)
     summary = folder / SUMMARY
     if summary.is_file():
         return _read_object(summary).get("train_config", {}), metrics

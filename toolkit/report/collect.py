@@ -16,7 +16,7 @@ from typing import Any
 
 from toolkit.core.errors import ConfigError, first_line
 from toolkit.core.runs import MANIFEST, METRICS, SUMMARY
-from toolkit.experiments.runs import MAX_DEPTH, RunRow, run_row
+from toolkit.experiments.runs import MAX_DEPTH, RunRow, read_metrics, run_row
 
 PARITY, BENCH, REPRODUCE, SWEEP = "parity.json", "bench.json", "reproduce.json", "sweep.json"
 MARKERS = (METRICS, PARITY, BENCH, REPRODUCE, SWEEP)
@@ -61,24 +61,13 @@ def _read_object(path: Path, notes: list[str]) -> dict[str, Any] | None:
 
 
 def _read_metrics(path: Path, notes: list[str]) -> list[dict[str, Any]]:
-    lines = []
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
+        lines, problems = read_metrics(path)
+    except OSError as exc:
         notes.append(f"{path}: cannot be read ({type(exc).__name__}); its curves are left out")
         return []
-    for k, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except ValueError:
-            value = None
-        if not isinstance(value, dict):
-            # A run killed mid-write leaves a partial last line; the epochs before it still count.
-            notes.append(f"{path}: line {k} is not a JSON object; skipped")
-            continue
-        lines.append(value)
+    # A run killed mid-write leaves a partial last line; the epochs before it still count.
+    notes.extend(f"{path.parent}: {problem}" for problem in problems)
     return lines
 
 
