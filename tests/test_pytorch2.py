@@ -114,6 +114,26 @@ def test_a_tampered_pytorch2_file_fails_verify_and_predict_refuses_it(every_mode
     )
 
 
+@pytest.mark.parametrize("fmt", PYTORCH2)
+def test_a_truncated_pytorch2_file_is_one_line_on_the_terminal(every_model_exported, tmp_path, fmt):
+    # torch.export.load logs the failed read's 12-line traceback as a warning before raising: in a process of
+    # its own, as a user runs it, so that what torch's loggers print reaches the terminal too.
+    import subprocess
+    import sys
+
+    if FORMATS[fmt].missing():
+        pytest.skip(FORMATS[fmt].missing())
+    run_dir = copy_run(every_model_exported[0]["resnet20"], tmp_path)
+    path = run_dir / FORMATS[fmt].filename
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    runtime = FORMATS[fmt].runtimes[0]
+    args = ["predict", str(_png(tmp_path)), "--run", str(run_dir), "--runtime", runtime, "--format", fmt]
+    r = subprocess.run([sys.executable, "-m", "toolkit", *args, "--allow-modified"], capture_output=True, text=True)
+    lines = [line for line in r.stderr.splitlines() if not line.startswith("warning: ")]
+    assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert path.name in lines[0] and "Traceback" not in r.stderr
+
+
 def test_the_plan_lists_every_pytorch2_target_and_says_what_it_skips(every_model_exported, monkeypatch):
     run_dir = every_model_exported[0]["resnet20"]
     labels = [t.label for t in plan(run_dir).targets]

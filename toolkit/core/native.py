@@ -27,3 +27,20 @@ def native_stderr_silenced() -> Iterator[None]:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+@contextlib.contextmanager
+def loggers_silenced(*names: str) -> Iterator[None]:
+    """Disable Python loggers inside the block: torch.export.load logs a failed read's whole traceback as a
+    warning before raising, which would print 12 lines above the toolkit's one line. The exception is kept."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in names]
+    before = [logger.disabled for logger in loggers]
+    for logger in loggers:
+        logger.disabled = True
+    try:
+        yield
+    finally:
+        for logger, was in zip(loggers, before, strict=True):
+            logger.disabled = was

@@ -42,15 +42,16 @@ def latest_run(out: str | os.PathLike = "artifacts") -> Path:
     return max(runs, key=lambda p: (p / CHECKPOINT).stat().st_mtime)
 
 
-def ensure_writable(folder: Path) -> None:
-    """Fail now, with one line, rather than after minutes of work that could not be saved."""
+def ensure_writable(folder: Path, remedy: str | None = None) -> None:
+    """Fail now, with one line, rather than after minutes of work that could not be saved. `remedy` is what
+    the caller's user can do about it; by default, copy the run to a folder they can write."""
     try:
         with tempfile.TemporaryFile(dir=folder, prefix=".write-test."):
             pass
     except OSError as exc:
         raise RunFolderError(
             f"cannot write to {folder} ({exc.strerror or first_line(exc)}); "
-            f"use a writable folder (copy the run, or pass --out)"
+            f"{remedy or f'copy the run to a writable folder (cp -r {folder} DEST) and pass that'}"
         ) from None
 
 
@@ -114,7 +115,7 @@ def claim_run_dir(folder: Path, *, resuming: bool) -> Iterator[Path]:
             raise RunFolderError(
                 f"{folder} already holds a run; pick another --run-name or continue it with --resume {folder}"
             )
-        ensure_writable(folder)
+        ensure_writable(folder, "pass --out with a writable folder")
         remove_stale_temps(folder)
         yield folder
     except BaseException:

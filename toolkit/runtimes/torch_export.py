@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from toolkit.core.errors import ToolkitError, first_line
+from toolkit.core.native import loggers_silenced
 from toolkit.runtimes.base import Runtime
 
 
@@ -27,7 +28,7 @@ class TorchExportRuntime(Runtime):
             torch.set_num_threads(threads)
         extra = {"toolkit.json": ""}
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), loggers_silenced("torch.export"):
                 warnings.simplefilter("ignore")
                 # From bytes: torch.export warns about names not ending in .pt2, such as export's temp file.
                 self.module = torch.export.load(io.BytesIO(Path(path).read_bytes()), extra_files=extra).module()
