@@ -116,21 +116,21 @@ def test_the_gates_name_format_device_figure_and_limit():
 def test_the_fp32_gate_grows_with_the_magnitude_of_the_logits():
     # One float32 step at 1,024 is 1.22e-4: two of them failed an honest 1-epoch resnet20 (logits near 1,000)
     # against the absolute 1e-4. Each image may move by atol + rtol x its largest |logit|; a small logit
-    # still gets (about) atol alone, so a file moved by 2e-4 at logits near 10 fails.
+    # still gets about atol alone, so a file moved by 3e-4 at logits near 10 fails.
     t = Thresholds()
     ref = torch.tensor([[1024.0, 990.0, -5.0], [10.0, -3.0, 1.0]])
     honest = ref.clone()
     honest[0, 0] = 1024.0 + 2 * 1.220703125e-4
     assert fp32_excess(honest, ref, t).ratio <= 1
     forged = ref.clone()
-    forged[1, 0] += 2e-4
+    forged[1, 0] += 3e-4
     x = fp32_excess(forged, ref, t, batch=4)
     assert x.ratio > 1 and x.magnitude == 10.0
     fp32 = RuntimeParity("openvino", "cpu", "onnx", "fp32", {}, accuracy=61, acc_delta=0.0, agreement=100)
     fp32.max_abs, fp32.worst_batch, fp32.fp32_excess = x.diff, 4, x
     fp32.failures = FORMATS[fp32.format].gate.judge(fp32, Thresholds())
     assert fp32.failures == [
-        "openvino/cpu: max |diff| 0.0002 > 0.0001 + 1e-06 x |logit| 10 = 0.00011 allowed on batch 4 (--atol, --rtol)"
+        "openvino/cpu: max |diff| 0.0003 > 0.0001 + 1e-05 x |logit| 10 = 0.0002 allowed on batch 4 (--atol, --rtol)"
     ]
 
 

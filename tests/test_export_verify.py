@@ -4,9 +4,11 @@ import json
 import shutil
 import warnings
 
+import numpy as np
 import onnx
 import pytest
 from onnx import numpy_helper
+from PIL import Image
 from typer.testing import CliRunner
 
 from tests.helpers import copy_run, exported_tiny_run, tiny_run
@@ -88,6 +90,39 @@ def test_verify_fails_on_a_perturbed_onnx_weight(run_copy):
     parity = json.loads((run_copy / "parity.json").read_text())
     assert not parity["passed"]
     assert any("model.onnx is not the file export checked" in f for e in parity["entries"] for f in e["failures"])
+
+
+def test_an_interrupted_export_keeps_what_it_finished_and_says_so(tmp_path, monkeypatch):
+    # Ctrl-C during `export --format all` exited 130 in silence, leaving files with no manifest entry.
+    import toolkit.export as export_mod
+    from toolkit.core.files import TEMP_SUFFIX
+
+    run_dir = tiny_run(tmp_path, "resnet20")
+    real = export_mod.writer
+
+    def writer(spec):
+        if spec.name != "onnx":
+            return real(spec)
+
+        def ctrl_c(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        return ctrl_c
+
+    monkeypatch.setattr(export_mod, "writer", writer)
+    r = run("export", run_dir, "--format", "torchscript,onnx")
+    assert_one_line_error(r, "export interrupted: kept model.ts", "not written: model.onnx", "--format onnx", code=130)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert list(manifest["files"]) == ["model.ts"] and not (run_dir / "model.onnx").exists()
+    assert not [p.name for p in run_dir.iterdir() if p.name.endswith(TEMP_SUFFIX)]
+    # A file on disk that manifest.json does not record was never checked: no later command uses it.
+    manifest["files"] = {}
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    assert_one_line_error(run("verify", run_dir, "--format", "torchscript"), "model.ts has no entry in manifest.json")
+    assert_one_line_error(run("verify", run_dir), "nothing to verify")
+    png = tmp_path / "x.png"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(png)
+    assert_one_line_error(run("predict", png, "--run", run_dir, "--runtime", "torchscript"), "model.ts has no entry")
 
 
 def test_export_newest_run_by_default(tmp_path, monkeypatch):

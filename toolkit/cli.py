@@ -397,7 +397,7 @@ def verify(
         Optional[float], Opt(help="fp32 files: |logit difference| allowed at any magnitude [1e-4].")
     ] = None,
     rtol: Annotated[
-        Optional[float], Opt(help="fp32 files: plus this fraction of the image's largest |logit| [1e-6].")
+        Optional[float], Opt(help="fp32 files: plus this fraction of the image's largest |logit| [1e-5].")
     ] = None,
     fp32_min_agreement: Annotated[Optional[float], Opt(help="fp32 files: min top-1 agreement, percent [99.9].")] = None,
     fp32_max_acc_delta: Annotated[

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.core.callable_module import make_callable
-from toolkit.core.errors import ConfigError, ToolkitError
+from toolkit.core.errors import ConfigError, Interrupted, ToolkitError
 from toolkit.core.files import atomic_path, sha256
-from toolkit.core.runs import TRAINING_FILES, ensure_writable, latest_run, remove_stale_temps_if_idle
+from toolkit.core.runs import MANIFEST, TRAINING_FILES, ensure_writable, latest_run, remove_stale_temps_if_idle
 from toolkit.export.check import ExportError, check_batches, compare_with_eager, example_inputs
 from toolkit.export.manifest import update_manifest
 from toolkit.export.onnx import DEFAULT_OPSET
@@ -109,35 +109,53 @@ def export(
     options["source_sha256"] = sha256(ckpt_path)
     result = ExportResult(run_dir, notes=skipped)
     batches = check_batches(ckpt)
-    for spec in specs:
-        final = run_dir / spec.filename
-        started = time.perf_counter()
-        if spec.source:
-            options["source_path"] = run_dir / FORMATS[spec.source].filename
-        progress(f"{spec.name}: writing {spec.filename}{_SLOW.get(spec.name, '')}")
-        with atomic_path(final) as tmp:
-            # Batch 4, not 1: an example of batch 1 lets exporters specialise the batch axis away.
-            details = writer(spec)(model, example_inputs(ckpt, 4), tmp, ckpt, **options)
-            runtime_name = spec.runtimes[0]
-            label = f"{target_label(spec.name, runtime_name, 'cpu')} ({spec.filename})"
-            try:
-                child = run_in_child(runtime_name, tmp, "cpu", threads, batches, label=label)
-            except ToolkitError as exc:
-                raise ExportError(f"{exc}; the file was not kept") from None
-            check = compare_with_eager(
-                model, batches, child.outputs, label, ckpt, atol, rtol, gate_logits=not spec.reduced
-            )
-        result.files[spec.name] = final
-        result.checks[spec.name] = {
-            **check,
-            **details,
-            "precision": spec.precision,
-            "checked_with": runtime_name,
-            "seconds": time.perf_counter() - started,
-        }
-    result.manifest, replaced = update_manifest(run_dir, ckpt, ckpt_path, result.files, result.checks)
-    result.notes += replaced
+    try:
+        for spec in specs:
+            _export_one(spec, model, ckpt, ckpt_path, batches, options, atol, rtol, threads, result, progress)
+    except KeyboardInterrupt:
+        # Each file written so far is checked and in manifest.json; the one being written was never renamed
+        # into place (atomic_path), so nothing half-made is left for a later command to pick up.
+        left = [s for s in specs if s.name not in result.files]
+        kept = ", ".join(f.name for f in result.files.values()) or "nothing"
+        raise Interrupted(
+            f"export interrupted: kept {kept} (each checked, in {MANIFEST}); not written: "
+            f"{', '.join(s.filename for s in left)}; `toolkit export {run_dir} --format "
+            f"{','.join(s.name for s in left)}` writes the rest"
+        ) from None
     return result
+
+
+def _export_one(spec, model, ckpt, ckpt_path, batches, options, atol, rtol, threads, result, progress) -> None:
+    """Write, reload and check one format's file, then record it in manifest.json at once: a later format's
+    failure or an interruption never leaves a kept file without its entry."""
+    run_dir = ckpt_path.parent
+    final = run_dir / spec.filename
+    started = time.perf_counter()
+    if spec.source:
+        options["source_path"] = run_dir / FORMATS[spec.source].filename
+    progress(f"{spec.name}: writing {spec.filename}{_SLOW.get(spec.name, '')}")
+    with atomic_path(final) as tmp:
+        # Batch 4, not 1: an example of batch 1 lets exporters specialise the batch axis away.
+        details = writer(spec)(model, example_inputs(ckpt, 4), tmp, ckpt, **options)
+        runtime_name = spec.runtimes[0]
+        label = f"{target_label(spec.name, runtime_name, 'cpu')} ({spec.filename})"
+        try:
+            child = run_in_child(runtime_name, tmp, "cpu", threads, batches, label=label)
+        except ToolkitError as exc:
+            raise ExportError(f"{exc}; the file was not kept") from None
+        check = compare_with_eager(model, batches, child.outputs, label, ckpt, atol, rtol, gate_logits=not spec.reduced)
+    result.files[spec.name] = final
+    result.checks[spec.name] = {
+        **check,
+        **details,
+        "precision": spec.precision,
+        "checked_with": runtime_name,
+        "seconds": time.perf_counter() - started,
+    }
+    result.manifest, replaced = update_manifest(
+        run_dir, ckpt, ckpt_path, {spec.name: final}, {spec.name: result.checks[spec.name]}
+    )
+    result.notes += replaced
 
 
 # What the user waits for, said before it starts.

@@ -12,8 +12,10 @@ from typing import Any
 
 from toolkit.core.device import available_devices
 from toolkit.core.errors import ConfigError, DeviceError
+from toolkit.core.runs import CHECKPOINT, MANIFEST
 from toolkit.targets.formats import FORMATS, TARGETS, Format, primary_format, runs_here, target_label
 from toolkit.targets.runtimes import check_runtime, runtime_class
+from toolkit.targets.verdicts import read_object
 
 REFERENCE = ("checkpoint", "eager", "cpu")  # what every other target is compared with
 
@@ -76,6 +78,10 @@ def plan(
         if f not in FORMATS:
             raise ConfigError(f"unknown format {f!r}; choose one of: {', '.join(FORMATS)}")
     result = Plan(run_dir)
+    # A file export wrote but did not record (interrupted, or copied in by hand) was never checked: no later
+    # command uses it. Without a readable manifest verify says so and judges the files on their figures.
+    manifest = read_object(run_dir / MANIFEST)
+    recorded = manifest.get("files") if manifest and isinstance(manifest.get("files"), dict) else None
 
     def skip(line: str) -> None:
         if line not in result.skipped:
@@ -91,6 +97,12 @@ def plan(
                 raise ConfigError(
                     f"{run_dir} has no {fmt.filename}; run `toolkit export {run_dir} --format {fmt_name}` first"
                 )
+            continue
+        if recorded is not None and fmt.filename != CHECKPOINT and fmt.filename not in recorded:
+            why = f"{fmt.filename} has no entry in {MANIFEST} (its export did not finish)"
+            if formats and fmt_name in formats:
+                raise ConfigError(f"{run_dir}: {why}; run `toolkit export {run_dir} --format {fmt_name}`")
+            skip(f"skipped {fmt.filename}: {why}")
             continue
         cls = runtime_class(name)
         for d in devices or present:
