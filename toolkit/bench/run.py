@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.bench.cases import inference_worker, peak_worker, training_worker
-from toolkit.bench.timing import DEFAULT_BATCHES, forward_flops, harness_overhead_s
+from toolkit.bench.timing import DEFAULT_BATCHES, activation_floor_bytes, forward_flops, harness_overhead_s
 from toolkit.core.device import available_devices
-from toolkit.core.errors import ConfigError, DeviceError, RunFolderError, ToolkitError
+from toolkit.core.errors import ConfigError, DeviceError, RunFolderError, ToolkitError, first_line
 from toolkit.core.isolate import run_isolated
-from toolkit.core.machine import machine_info
+from toolkit.core.machine import available_memory_bytes, machine_info
 from toolkit.core.runs import CHECKPOINT, MANIFEST, ensure_writable, is_trained_run, latest_run
 from toolkit.export import export
 from toolkit.export.manifest import read_manifest, validate_manifest
@@ -192,6 +192,7 @@ def run_bench(
     threads = config.threads or os.cpu_count() or 1
     progress(f"benchmarking {name} in {run} with {threads} threads")
 
+    _check_batches_fit(config.batch_sizes, activation_floor_bytes(ckpt), available_memory_bytes())
     devices = list(config.devices or available_devices())
     # The peak is measured before and after the cases: a busy machine shows up as drift between the two.
     peak_before = run_isolated(peak_worker, {"threads": threads, "devices": devices}, label="matmul peak")
@@ -203,7 +204,7 @@ def run_bench(
             res = run_isolated(inference_worker, spec, label=label)
         except ToolkitError as exc:  # one runtime that cannot load or run its file is a note, not the end
             notes.append(f"not timed: {exc}")
-            progress(f"  {label}: failed, see the notes")
+            progress(f"  {label}: not timed: {first_line(exc)}")
             continue
         inference.append(res)
         progress(f"  {label}: best {max(r['img_per_s'] for r in res['results']):,.0f} img/s")
@@ -291,6 +292,21 @@ def _disturbances(inference: list[dict], training: list[dict], drift: dict) -> l
         elif device in moved:
             r["disturbed"] = "peak drifted"
     return lines
+
+
+def _check_batches_fit(batch_sizes, floor_bytes: int, free_bytes: int | None) -> None:
+    """Refuse, before any timing, a batch that cannot be held in memory (bench.timing.activation_floor_bytes)
+    rather than leave every runtime to swap or be killed by the OOM killer one after the other."""
+    if free_bytes is None:
+        return
+    too_big = [b for b in batch_sizes if b * floor_bytes > free_bytes]
+    if too_big:
+        fits = max(1, free_bytes // floor_bytes)
+        raise ConfigError(
+            f"--batch-sizes {too_big[0]}: one call needs at least {too_big[0] * floor_bytes / 2**30:,.1f} GiB of "
+            f"activations ({floor_bytes / 2**10:,.0f} KiB an image) and {free_bytes / 2**30:,.1f} GiB is free; "
+            f"use batches up to {fits:,}"
+        )
 
 
 def recommend(result: dict[str, Any], run: Path) -> dict[str, Any]:

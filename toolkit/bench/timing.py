@@ -152,6 +152,31 @@ def onnx_gemm_gflops(engine: str, threads: int, n: int = 2048, rounds: int = 10)
     return 2 * n**3 / best / 1e9
 
 
+def activation_floor_bytes(ckpt: dict) -> int:
+    """Bytes one image needs at the least while the model runs: its input plus the largest layer's input and
+    output held together (fp32). Every runtime reuses buffers differently, but none computes a layer without
+    both: a batch whose floor exceeds the free memory cannot run anywhere."""
+    from toolkit.train.checkpoint import model_from_checkpoint
+
+    model = model_from_checkpoint(ckpt)
+    x = torch.zeros(1, *ckpt["input"]["shape"])
+    largest = [0]
+
+    def hook(module, inputs, output):
+        if isinstance(output, torch.Tensor) and not list(module.children()):  # leaf layers only
+            held = sum(t.numel() for t in inputs if isinstance(t, torch.Tensor)) + output.numel()
+            largest[0] = max(largest[0], held)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return 4 * (x.numel() + largest[0])
+
+
 def forward_flops(ckpt: dict) -> int:
     """FLOPs of one image's forward pass, counted by torch's FlopCounterMode (2 per multiply-add)."""
     from torch.utils.flop_counter import FlopCounterMode

@@ -56,6 +56,20 @@ def cpu_flags() -> dict[str, bool]:
     }
 
 
+def available_memory_bytes() -> int | None:
+    """Memory the kernel says a new allocation can get without swapping (MemAvailable), or None where unknown."""
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def machine_info() -> dict:
     import torch
 
