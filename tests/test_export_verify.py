@@ -98,18 +98,14 @@ def test_an_interrupted_export_keeps_what_it_finished_and_says_so(tmp_path, monk
     from toolkit.core.files import TEMP_SUFFIX
 
     run_dir = tiny_run(tmp_path, "resnet20")
-    real = export_mod.writer
+    real = export_mod.write_isolated
 
-    def writer(spec):
-        if spec.name != "onnx":
-            return real(spec)
-
-        def ctrl_c(*args, **kwargs):
+    def write(fmt_name, *args):
+        if fmt_name == "onnx":
             raise KeyboardInterrupt
+        return real(fmt_name, *args)
 
-        return ctrl_c
-
-    monkeypatch.setattr(export_mod, "writer", writer)
+    monkeypatch.setattr(export_mod, "write_isolated", write)
     r = run("export", run_dir, "--format", "torchscript,onnx")
     assert_one_line_error(r, "export interrupted: kept model.ts", "not written: model.onnx", "--format onnx", code=130)
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -123,6 +119,36 @@ def test_an_interrupted_export_keeps_what_it_finished_and_says_so(tmp_path, monk
     png = tmp_path / "x.png"
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(png)
     assert_one_line_error(run("predict", png, "--run", run_dir, "--runtime", "torchscript"), "model.ts has no entry")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """An 8 MiB tmpfs (root only; skipped where it cannot be mounted)."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8M", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_export_onto_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, small_disk):
+    # TorchScript's writer aborted in C++ (`terminate called`, exit 134, a temp file left); ONNX's suggested
+    # another exporter. Each writer runs in a child: its crash is a line, its temp file is removed.
+    run_dir = tiny_run(tmp_path, "resnet20")
+    shutil.copytree(run_dir, small_disk / "run")
+    run_dir = small_disk / "run"
+    filler = small_disk / "filler"
+    free = shutil.disk_usage(small_disk).free
+    filler.write_bytes(b"\0" * (free - 64 * 1024))  # 64 KiB left: less than either file
+    before = sorted(p.name for p in run_dir.iterdir())
+    for fmt in ("torchscript", "onnx"):
+        r = run("export", run_dir, "--format", fmt)
+        assert_one_line_error(r, f"no space left on {run_dir}", "free some space")
+        assert "--exporter" not in r.stderr
+        assert sorted(p.name for p in run_dir.iterdir()) == before  # no temp file, no half file, no manifest
 
 
 def test_export_newest_run_by_default(tmp_path, monkeypatch):
