@@ -31,6 +31,13 @@ def never_compile(choice):
     raise AssertionError("compiling was timed")
 
 
+def compiled(step_s: float, compile_s: float, eager_s: float, spread: float = 1.0):
+    """A compile timer whose alternating rounds give compiled `step_s` against eager `eager_s`."""
+    ratio = step_s / eager_s
+    ratios = (ratio, ratio * spread, ratio, ratio, ratio)
+    return lambda choice: speed.CompileTiming(step_s, compile_s, eager_s, ratios)
+
+
 @pytest.fixture(autouse=True)
 def own_cache(tmp_path, monkeypatch):
     """Each test starts with an empty cache of its own."""
@@ -118,14 +125,30 @@ def test_with_only_compile_left_to_decide_the_one_eager_candidate_is_timed_for_i
         CPU,
         2000,
         fake_timer({Choice("off", True): 0.5}, calls),
-        lambda choice: (0.3, 50.0),  # saves 400 s for 50 s of compiling
+        compiled(0.3, 50.0, 0.5),  # saves 400 s for 50 s of compiling
     )
     assert calls == [[Choice("off", True)]] and d.choice == Choice("off", True, True) and d.how == "timed"
 
 
-def test_a_short_run_is_not_timed_and_says_so(native_bf16):
+def test_a_short_run_is_not_timed_and_takes_the_best_prior(native_bf16):
+    # No timing to go on: the layout that wins for conv nets, fp32 (numerics change only where timed), eager.
     d = speed.decide(cfg(batch_size=33), CPU, 5, fake_timer({}), never_compile)
-    assert d.how == "default" and d.choice == Choice("off", False, False) and "too short" in d.line()
+    assert d.how == "prior" and d.choice == Choice("off", True, False) and "too short" in d.line()
+    assert "channels_last: the layout that wins for conv nets on cpu" in d.line()
+    # The same model timed at another batch size on this machine: its fastest candidate, not a guess.
+    timings = {
+        Choice("off", False): 0.2,
+        Choice("off", True): 0.4,
+        Choice("bf16", False): 0.3,
+        Choice("bf16", True): 0.5,
+    }
+    speed.decide(cfg(batch_size=256, compile=False), CPU, LONG, fake_timer(timings), never_compile)
+    d = speed.decide(cfg(batch_size=33), CPU, 5, fake_timer({}), never_compile)
+    assert d.how == "prior" and d.choice == Choice("off", False, False)
+    assert "from the timings cached for batch 256 on synthetic" in d.line()
+    # Another model's timings say nothing about this one.
+    other = speed.decide(cfg(model="resnet20", batch_size=33), CPU, 5, fake_timer({}), never_compile)
+    assert other.choice == Choice("off", True, False)
 
 
 def test_compile_is_chosen_only_when_it_repays(native_bf16, monkeypatch):
@@ -136,15 +159,15 @@ def test_compile_is_chosen_only_when_it_repays(native_bf16, monkeypatch):
         Choice("bf16", False): 0.9,
         Choice("bf16", True): 0.8,
     }
-    compiled = []
+    timed = []
 
     def time_compiled(choice):
-        compiled.append(choice)
-        return 0.4, 100.0  # 0.1 s a step saved, 100 s to compile
+        timed.append(choice)
+        return compiled(0.4, 100.0, 0.5)(choice)  # 0.1 s a step saved, 100 s to compile
 
     long_run = speed.decide(cfg(batch_size=41), CPU, 2000, fake_timer(timings), time_compiled)
-    assert long_run.choice == Choice("off", True, True) and compiled == [Choice("off", True)]
-    assert long_run.compile == {"step_s": 0.4, "compile_s": 100.0, "eager_step_s": 0.5}
+    assert long_run.choice == Choice("off", True, True) and timed == [Choice("off", True)]
+    assert long_run.compile == {"step_s": 0.4, "compile_s": 100.0, "eager_step_s": 0.5, "ratios": [0.8] * 5}
     # 800 steps save 80 s: less than the compile costs. The cached compile timing decides; nothing is re-timed.
     shorter = speed.decide(cfg(batch_size=41), CPU, 800, fake_timer(timings), never_compile)
     assert shorter.choice == Choice("off", True, False) and "not compiled" in shorter.line()
@@ -152,8 +175,31 @@ def test_compile_is_chosen_only_when_it_repays(native_bf16, monkeypatch):
     short = speed.decide(cfg(batch_size=42), CPU, 100, fake_timer(timings), never_compile)
     assert short.choice == Choice("off", True, False) and "too short to repay compiling" in short.line()
     # Compiled steps slower than eager (fast-cnn on this CPU): never chosen, and the line says why.
-    slower = speed.decide(cfg(batch_size=45), CPU, 10**6, fake_timer(timings), lambda c: (0.6, 1.0))
+    slower = speed.decide(cfg(batch_size=45), CPU, 10**6, fake_timer(timings), compiled(0.6, 1.0, 0.5))
     assert slower.choice == Choice("off", True, False) and "compiled steps were slower (0.6 vs 0.5 s" in slower.line()
+
+
+def test_compile_is_judged_against_eager_steps_timed_beside_it_and_noise_is_not_cached(native_bf16, monkeypatch):
+    # Eager was once timed at 5.66 s a step on a busy machine and compiled at 0.61 s minutes later: "compiling
+    # saves 7,899 s", cached for every later run. The eager step that counts is the one timed between compiled
+    # ones; rounds that disagree decide nothing and leave nothing in the cache.
+    monkeypatch.setattr(speed, "compile_unavailable_reason", lambda: None)
+    timings = {
+        Choice("off", False): 5.66,
+        Choice("off", True): 6.0,
+        Choice("bf16", False): 7.0,
+        Choice("bf16", True): 7.0,
+    }
+    calm = speed.decide(cfg(batch_size=47), CPU, 2000, fake_timer(timings), compiled(0.61, 60.0, 0.6))
+    assert calm.choice == Choice("off", False, False) and "compiled steps were slower (0.61 vs 0.6 s" in calm.line()
+    busy = speed.decide(cfg(batch_size=48), CPU, 2000, fake_timer(timings), compiled(0.61, 60.0, 5.66, spread=3.0))
+    assert busy.choice == Choice("off", False, False) and "disagreed across rounds" in busy.line()
+    assert "not cached" in busy.line()
+    timed = []
+    again = speed.decide(
+        cfg(batch_size=48), CPU, 2000, fake_timer(timings), lambda c: timed.append(c) or compiled(0.3, 1.0, 0.6)(c)
+    )
+    assert timed == [Choice("off", False)] and again.choice == Choice("off", False, True)  # timed afresh
 
 
 def test_a_candidate_that_fails_is_left_out_with_its_reason(native_bf16):

@@ -21,7 +21,7 @@ from toolkit.data import ImageSet
 from toolkit.train import speed
 from toolkit.train.config import TrainConfig
 from toolkit.train.setup import Training, prepare
-from toolkit.train.speed import PROBE_STEPS, PROBE_WARMUP, Choice, SpeedDecision
+from toolkit.train.speed import COMPILE_ROUNDS, PROBE_STEPS, PROBE_WARMUP, Choice, SpeedDecision
 from toolkit.train.step import RunningSums
 
 
@@ -75,14 +75,21 @@ class Probe:
                     del live[c]
         return {c: statistics.median(v[3][PROBE_WARMUP:]) for c, v in live.items()}, failed
 
-    def time_compiled(self, choice: Choice) -> tuple[float, float]:
-        """(median seconds per compiled step, seconds of compiling): the first step compiles."""
-        t, batches = self._setup(replace(choice, compile=True))
-        sums = RunningSums(self.device)
-        first = self._step(t, batches, 0, sums)
-        seconds = [self._step(t, batches, i, sums) for i in range(1, 1 + PROBE_STEPS)]
-        step = statistics.median(seconds)
-        return step, max(first - step, 0.0)
+    def time_compiled(self, choice: Choice) -> speed.CompileTiming:
+        """Compiled and eager steps of `choice`, one of each per round after the compiling first step, so that
+        a change in the machine's load falls on both alike."""
+        compiled, compiled_batches = self._setup(replace(choice, compile=True))
+        eager, eager_batches = self._setup(replace(choice, compile=False))
+        c_sums, e_sums = RunningSums(self.device), RunningSums(self.device)
+        self._step(eager, eager_batches, 0, e_sums)  # warm-up: kernel selection, allocator growth
+        first = self._step(compiled, compiled_batches, 0, c_sums)
+        c_times, e_times = [], []
+        for i in range(1, 1 + COMPILE_ROUNDS):
+            e_times.append(self._step(eager, eager_batches, i, e_sums))
+            c_times.append(self._step(compiled, compiled_batches, i, c_sums))
+        step = statistics.median(c_times)
+        ratios = tuple(c / e for c, e in zip(c_times, e_times, strict=True))
+        return speed.CompileTiming(step, max(first - step, 0.0), statistics.median(e_times), ratios)
 
 
 def decide_speed(
