@@ -343,7 +343,7 @@ def test_three_workers_released_together_one_killed_mid_trial_run_each_trial_onc
     # One is killed with -9 mid-trial: its trial goes failed once its heartbeat is --grace old and its
     # configuration runs again. The study ends with exactly --trials finished trials, each trained once, in a
     # folder of its own.
-    extra = ["--grace", "3"]
+    extra = ["--grace", "5"]
     if engine == "postgresql":
         server = request.getfixturevalue("postgres")
         extra += ["--storage", server["url"]]

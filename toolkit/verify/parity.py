@@ -2,7 +2,7 @@
 
 `verify(run_dir)` returns a ParityResult: truthy when every target passes, with per-target figures
 (accuracy and its delta, top-1 agreement, max / mean / p99 |logit difference|, worst batch, NaN/inf count)
-and failure lines that name the culprit ("onnxruntime/cpu: max |diff| 3.1e-3 > atol 1e-4 on batch 17").
+and failure lines that name the culprit ("onnxruntime/cpu: max |diff| 0.0031 > 0.0001 + 1e-05 x |logit| 9.8 = 0.0002 allowed on batch 17 ...").
 Each file is held to its format's gate (targets/gates.py): fp32 files to their logits, INT8/fp16/bf16 to
 accuracy drop, agreement and their logits relative to the reference's logit scale. The targets come from
 targets.plan, so verify and bench agree on what runs.
