@@ -98,14 +98,18 @@ def test_an_interrupted_export_keeps_what_it_finished_and_says_so(tmp_path, monk
     from toolkit.core.files import TEMP_SUFFIX
 
     run_dir = tiny_run(tmp_path, "resnet20")
-    real = export_mod.write_isolated
+    real = export_mod.writer
 
-    def write(fmt_name, *args):
-        if fmt_name == "onnx":
+    def writer(spec):
+        if spec.name != "onnx":
+            return real(spec)
+
+        def ctrl_c(*args, **kwargs):
             raise KeyboardInterrupt
-        return real(fmt_name, *args)
 
-    monkeypatch.setattr(export_mod, "write_isolated", write)
+        return ctrl_c
+
+    monkeypatch.setattr(export_mod, "writer", writer)
     r = run("export", run_dir, "--format", "torchscript,onnx")
     assert_one_line_error(r, "export interrupted: kept model.ts", "not written: model.onnx", "--format onnx", code=130)
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -136,7 +140,7 @@ def small_disk(tmp_path):
 
 def test_export_onto_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, small_disk):
     # TorchScript's writer aborted in C++ (`terminate called`, exit 134, a temp file left); ONNX's suggested
-    # another exporter. Each writer runs in a child: its crash is a line, its temp file is removed.
+    # another exporter. A file that cannot fit is refused before it is written, in one line naming the disk.
     run_dir = tiny_run(tmp_path, "resnet20")
     shutil.copytree(run_dir, small_disk / "run")
     run_dir = small_disk / "run"

@@ -96,12 +96,17 @@ def test_an_aoti_package_for_another_device_is_refused():
     assert refusal({"AOTI_DEVICE_KEY": "cpu", "toolkit.isa": " ".join(isa_extensions())}, "cpu") is None
 
 
-@pytest.mark.parametrize("fmt", PYTORCH2)
-def test_a_tampered_pytorch2_file_fails_verify_and_predict_refuses_it(every_model_exported, tmp_path, fmt):
+def _resnet20_copy(every_model_exported, tmp_path, fmt):
+    """(a private copy of the exported resnet20 run, its `fmt` file); skipped where the format cannot be made."""
     if FORMATS[fmt].missing():
         pytest.skip(FORMATS[fmt].missing())
     run_dir = copy_run(every_model_exported[0]["resnet20"], tmp_path)
-    path = run_dir / FORMATS[fmt].filename
+    return run_dir, run_dir / FORMATS[fmt].filename
+
+
+@pytest.mark.parametrize("fmt", PYTORCH2)
+def test_a_tampered_pytorch2_file_fails_verify_and_predict_refuses_it(every_model_exported, tmp_path, fmt):
+    run_dir, path = _resnet20_copy(every_model_exported, tmp_path, fmt)
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF  # one bit pattern of one byte
     path.write_bytes(bytes(data))
@@ -121,10 +126,7 @@ def test_a_truncated_pytorch2_file_is_one_line_on_the_terminal(every_model_expor
     import subprocess
     import sys
 
-    if FORMATS[fmt].missing():
-        pytest.skip(FORMATS[fmt].missing())
-    run_dir = copy_run(every_model_exported[0]["resnet20"], tmp_path)
-    path = run_dir / FORMATS[fmt].filename
+    run_dir, path = _resnet20_copy(every_model_exported, tmp_path, fmt)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     runtime = FORMATS[fmt].runtimes[0]
     args = ["predict", str(_png(tmp_path)), "--run", str(run_dir), "--runtime", runtime, "--format", fmt]

@@ -642,8 +642,15 @@ def runs(
             columns = ("run", "state", "model", "data", "epochs", "test %", "best %", "val %", "Δ ref pt", "device",
                        "precision", "img/s", "date", "exports", "verify")  # fmt: skip
         table = Table(title=f"{len(rows)} runs under {out}", box=None, pad_edge=False)
-        for c in columns:  # names fold onto a second line; figures never do
-            table.add_column(c, overflow="fold", no_wrap=c not in ("run", "model", "precision"))
+        # Names fold onto a second line; figures never do; the run's name, what a user types next, folds last.
+        run_width = min(40, max((len(r.run) for r in rows), default=3))
+        for c in columns:
+            table.add_column(
+                c,
+                overflow="fold",
+                no_wrap=c not in ("run", "model", "precision"),
+                min_width=run_width if c == "run" else None,
+            )
         for r in rows:
             cells = {
                 "run": r.run, "state": r.state, "model": fmt(r.model and (r.model if wide else short_name(r.model))), "data": fmt(r.dataset), "epochs": fmt(r.epochs),

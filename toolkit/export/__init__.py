@@ -21,8 +21,8 @@ from toolkit.core.callable_module import make_callable
 from toolkit.core.errors import ConfigError, Interrupted, ToolkitError
 from toolkit.core.files import atomic_path, sha256
 from toolkit.core.runs import MANIFEST, TRAINING_FILES, ensure_writable, latest_run, remove_stale_temps_if_idle
-from toolkit.export.check import ExportError, check_batches, compare_with_eager
-from toolkit.export.isolated import write_isolated
+from toolkit.export.check import ExportError, check_batches, compare_with_eager, example_inputs
+from toolkit.export.disk import check_room, expected_bytes, full_disk
 from toolkit.export.manifest import update_manifest
 from toolkit.export.onnx import DEFAULT_OPSET
 from toolkit.targets.child import run_in_child
@@ -34,6 +34,7 @@ from toolkit.targets.formats import (
     get_format,
     target_label,
     validator,
+    writer,
 )
 from toolkit.targets.gates import Thresholds
 from toolkit.train.checkpoint import allow_model, load_checkpoint, model_from_checkpoint, resolve_checkpoint
@@ -137,7 +138,13 @@ def _export_one(spec, model, ckpt, ckpt_path, batches, options, atol, rtol, thre
     with atomic_path(final) as tmp:
         runtime_name = spec.runtimes[0]
         label = f"{target_label(spec.name, runtime_name, 'cpu')} ({spec.filename})"
-        details = write_isolated(spec.name, ckpt_path, tmp, options, f"writing {spec.filename}")
+        needed = expected_bytes(model, spec.precision)
+        check_room(run_dir, needed, spec.filename)
+        try:
+            # Batch 4, not 1: an example of batch 1 lets exporters specialise the batch axis away.
+            details = writer(spec)(model, example_inputs(ckpt, 4), tmp, ckpt, **options)
+        except Exception as exc:  # a full disk is said as such, not as the exporter's own guess
+            raise full_disk(run_dir, needed, spec.filename) or exc from None
         try:
             child = run_in_child(runtime_name, tmp, "cpu", threads, batches, label=label)
         except ToolkitError as exc:

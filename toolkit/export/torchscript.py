@@ -7,6 +7,7 @@ targets/formats.py are all there is of it.
 from __future__ import annotations
 
 import contextlib
+import io
 import warnings
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,11 @@ def write(
     with warnings.catch_warnings(), torch.no_grad(), _strict_fp32_convolutions():
         warnings.simplefilter("ignore")  # the deprecation notice says nothing the module docstring does not
         module = torch.jit.trace(model, example) if ts_mode == "trace" else torch.jit.script(model)
-        torch.jit.save(torch.jit.freeze(module), str(path))
+        # To memory, then to disk with Python's I/O: torch.jit.save straight to a path aborts the process in C++
+        # (`terminate called`) when the disk fills up; here that is an OSError like any other.
+        buffer = io.BytesIO()
+        torch.jit.save(torch.jit.freeze(module), buffer)
+    path.write_bytes(buffer.getvalue())
     return {"mode": ts_mode, "frozen": True, "cudnn_tf32": False}
 
 
