@@ -173,6 +173,7 @@ def test_other_models_train_as_before():
                 out=d,
                 run_name="g",
                 device="cpu",
+                channels_last=False,  # the layout the figures were recorded in (the untimed prior is channels_last)
             )
         got = [(m["train_loss"], m["test_acc"]) for m in r.metrics]
         for (loss, acc), (exp_loss, exp_acc) in zip(got, expected, strict=True):

@@ -126,22 +126,20 @@ def test_classes_must_match_the_model_outputs(run_copy, tmp_path):
     assert_one_line_error(run("predict", _png(tmp_path), "--run", run_copy), "names 3 classes but model.onnx gives")
 
 
-@pytest.mark.parametrize("shape", [[3, 64, 64], [3, 4096, 4096]])
 @pytest.mark.parametrize("runtime", ["torchscript", "onnxruntime"])
-def test_an_input_spec_the_files_were_not_exported_for_is_refused(run_copy, tmp_path, shape, runtime):
+def test_an_input_spec_the_files_were_not_exported_for_is_refused(run_copy, tmp_path, runtime):
     # An input of 64x64 made TorchScript answer other probabilities (exit 0) and onnxruntime print a traceback;
     # 4096x4096 decoded every image at that size first. The checkpoint every file came from says what is right.
-    _edit_manifest(run_copy, lambda m: m["input"].update(shape=shape))
-    r = run("predict", _png(tmp_path), "--run", run_copy, "--runtime", runtime)
-    assert_one_line_error(r, "'input.shape' is", "but the checkpoint every file was exported from says [3, 32, 32]")
+    for shape in ([3, 64, 64], [3, 4096, 4096]):
+        _edit_manifest(run_copy, lambda m, shape=shape: m["input"].update(shape=shape))
+        r = run("predict", _png(tmp_path), "--run", run_copy, "--runtime", runtime)
+        assert_one_line_error(r, "'input.shape' is", "but the checkpoint every file was exported from says [3, 32, 32]")
     _edit_manifest(run_copy, lambda m: m["input"].update(shape=[3, 32, 32], mean=[0.5, 0.5, 0.5]))
     assert_one_line_error(run("verify", run_copy, "--runtime", runtime), "'input.mean' is [0.5, 0.5, 0.5]")
     (run_copy / "checkpoint.pt").unlink()  # no checkpoint to hold it to: the runtime's refusal, in one line
-    _edit_manifest(run_copy, lambda m: m["input"].update(shape=shape))
+    _edit_manifest(run_copy, lambda m: m["input"].update(shape=[3, 64, 64]))
     r = run("predict", _png(tmp_path), "--run", run_copy, "--runtime", runtime)
-    if r.exit_code == 0:  # a network that pools to a fixed size answers any size: nothing to refuse
-        return
-    assert_one_line_error(r, f"failed on {runtime} for a batch of 1 images of {shape}")
+    assert_one_line_error(r, f"failed on {runtime} for a batch of 1 images of [3, 64, 64]")
 
 
 def test_predict_decodes_images_a_batch_at_a_time(deployed, tmp_path, monkeypatch):
