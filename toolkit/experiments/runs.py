@@ -117,11 +117,10 @@ def run_row(folder: Path, root: Path) -> RunRow:
         row.best_test_acc = max((m["test_acc"] for m in figures if m["test_acc"] is not None), default=None)
         row.img_per_s = last["img_per_s"]
     if (folder / MANIFEST).is_file():
-        try:
-            files = _read_object(folder / MANIFEST).get("files", {})
-        except (OSError, ValueError) as exc:
-            files = {}
-            row.problems.append(f"{MANIFEST} cannot be read ({type(exc).__name__}); exports not listed")
+        manifest = read_object(folder / MANIFEST)
+        if manifest is None:
+            row.problems.append(f"{MANIFEST} is cut or not a JSON object; exports not listed")
+        files = (manifest or {}).get("files") or {}
         # What is on disk, not what the manifest once listed: a deleted file is no export.
         row.exports = sorted(name for name in files if isinstance(name, str) and (folder / name).is_file())
     if (folder / PARITY).is_file():

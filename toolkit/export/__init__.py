@@ -22,7 +22,7 @@ from toolkit.core.errors import ConfigError, Interrupted, ToolkitError
 from toolkit.core.files import atomic_path, sha256
 from toolkit.core.runs import MANIFEST, TRAINING_FILES, ensure_writable, latest_run, remove_stale_temps_if_idle
 from toolkit.export.check import ExportError, check_batches, compare_with_eager, example_inputs
-from toolkit.export.disk import check_room, expected_bytes, full_disk
+from toolkit.export.disk import expected_bytes, no_room
 from toolkit.export.manifest import update_manifest
 from toolkit.export.onnx import DEFAULT_OPSET
 from toolkit.targets.child import run_in_child
@@ -139,12 +139,13 @@ def _export_one(spec, model, ckpt, ckpt_path, batches, options, atol, rtol, thre
         runtime_name = spec.runtimes[0]
         label = f"{target_label(spec.name, runtime_name, 'cpu')} ({spec.filename})"
         needed = expected_bytes(model, spec.precision)
-        check_room(run_dir, needed, spec.filename)
+        if problem := no_room(run_dir, needed, spec.filename):
+            raise problem
         try:
             # Batch 4, not 1: an example of batch 1 lets exporters specialise the batch axis away.
             details = writer(spec)(model, example_inputs(ckpt, 4), tmp, ckpt, **options)
         except Exception as exc:  # a full disk is said as such, not as the exporter's own guess
-            raise full_disk(run_dir, needed, spec.filename) or exc from None
+            raise no_room(run_dir, needed, spec.filename, failed=True) or exc from None
         try:
             child = run_in_child(runtime_name, tmp, "cpu", threads, batches, label=label)
         except ToolkitError as exc:

@@ -24,21 +24,18 @@ def expected_bytes(model: nn.Module, precision: str) -> int:
     return weights * BYTES_PER_WEIGHT.get(precision, 4)
 
 
-def check_room(folder: Path, needed: int, filename: str) -> None:
+def no_room(folder: Path, needed: int, filename: str, *, failed: bool = False) -> ToolkitError | None:
+    """The one line for a disk without room for `filename` (at least `needed` bytes), else None: before
+    writing it, or, `failed`, after its writer failed (then under 1 MiB free also counts as full)."""
     free = shutil.disk_usage(folder).free
-    if free < needed:
-        raise ToolkitError(
-            f"no space left on {folder}: {filename} needs at least {needed / 2**20:,.1f} MiB and "
-            f"{free / 2**20:,.1f} MiB is free; free some space and re-run toolkit export"
-        )
-
-
-def full_disk(folder: Path, needed: int, filename: str) -> ToolkitError | None:
-    """The one line for a writer that failed where the disk is (now) too full for its file, else None."""
-    free = shutil.disk_usage(folder).free
-    if free >= max(needed, 1 << 20):
+    if free >= (max(needed, 1 << 20) if failed else needed):
         return None
+    if failed:
+        return ToolkitError(
+            f"no space left on {folder} ({free / 2**20:,.1f} MiB free) while writing {filename}; "
+            "free some space and re-run toolkit export"
+        )
     return ToolkitError(
-        f"no space left on {folder} ({free / 2**20:,.1f} MiB free) while writing {filename}; "
-        "free some space and re-run toolkit export"
+        f"no space left on {folder}: {filename} needs at least {needed / 2**20:,.1f} MiB and "
+        f"{free / 2**20:,.1f} MiB is free; free some space and re-run toolkit export"
     )
