@@ -30,7 +30,7 @@ def wilson(correct: int, n: int) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     from toolkit.data import TensorLoader, load_dataset
-    from toolkit.train.checkpoint import load_checkpoint, model_from_checkpoint
+    from toolkit.run.checkpoint import load_checkpoint, model_from_checkpoint
     from toolkit.train.evaluation import tta_logits
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -12,8 +12,9 @@ from tests.test_cli_train import assert_one_line_error
 from toolkit.bench.timing import Timing, forward_flops, harness_overhead_s, percentile, time_call
 from toolkit.cli import app
 from toolkit.models.external import trust
+from toolkit.run.checkpoint import load_checkpoint
 from toolkit.targets.runtimes import runtime_class
-from toolkit.train.checkpoint import load_checkpoint, write_untrained
+from toolkit.train.checkpoint import write_untrained
 
 runner = CliRunner()
 

@@ -11,7 +11,7 @@ from toolkit.core.device import pick_device
 from toolkit.core.errors import DeviceError, RunFolderError, ToolkitError, first_line
 from toolkit.core.files import atomic_path, write_text
 from toolkit.core.isolate import run_isolated
-from toolkit.core.runs import claim_run_dir, ensure_writable, latest_run
+from toolkit.run.folder import claim_run_dir, ensure_writable, latest_run
 from toolkit.train.checkpoint import write_untrained
 from toolkit.train.config import TrainConfig
 

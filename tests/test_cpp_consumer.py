@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from toolkit.data import TensorLoader, load_dataset
-from toolkit.train.checkpoint import load_checkpoint, model_from_checkpoint
+from toolkit.run.checkpoint import load_checkpoint, model_from_checkpoint
 
 SOURCE = Path(__file__).parent / "cpp" / "consumer.cpp"
 CXX = shutil.which("g++") or shutil.which("c++")

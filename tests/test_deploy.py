@@ -139,7 +139,7 @@ def test_an_honest_fp32_file_with_large_logits_passes_and_a_forged_one_fails(tmp
     # export's check and verify apply one rule, so both pass the honest file; the smallest forgery
     # docs/guide.md sizes the gate against (the largest weight tensor scaled by 1 + 1e-4) still fails.
     from toolkit.core.files import atomic_path
-    from toolkit.train.checkpoint import load_checkpoint
+    from toolkit.run.checkpoint import load_checkpoint
 
     run_dir = tiny_run(tmp_path, "resnet20")
     ckpt = load_checkpoint(run_dir)
@@ -445,7 +445,7 @@ def test_a_batch_that_cannot_fit_in_memory_is_refused_before_any_timing(deployed
     # --batch-sizes 100000 on the tutorial CNN (76 GiB of activations) ran for minutes, each runtime in turn.
     from toolkit.bench.timing import activation_floor_bytes
     from toolkit.core.machine import available_memory_bytes
-    from toolkit.train.checkpoint import load_checkpoint
+    from toolkit.run.checkpoint import load_checkpoint
 
     floor = activation_floor_bytes(load_checkpoint(deployed))
     assert floor >= 4 * (3 * 32 * 32 + 2 * 32 * 32 * 32)  # the input, and conv1's input and 32-channel output

@@ -82,7 +82,7 @@ def test_a_model_trained_on_an_image_folder_predicts_its_pngs_as_eager_does(cifa
     assert r.exit_code == 0, r.output
     answers = {Path(p["file"]).name: p["top"][0]["class"] for p in map(json.loads, r.stdout.splitlines())}
     from toolkit.data import normalise
-    from toolkit.train.checkpoint import model_from_checkpoint
+    from toolkit.run.checkpoint import model_from_checkpoint
 
     net = model_from_checkpoint(ckpt, model=TINY)
     with torch.no_grad():

@@ -225,7 +225,8 @@ def test_a_plugin_adds_a_named_model_with_its_recipe(tmp_path, monkeypatch):
 def test_a_model_that_versions_its_state_dict_rebuilds_from_its_checkpoint(tmp_path):
     """torchvision's MNASNet refuses weights without the per-module version torch keeps beside them."""
     from toolkit.models.external import trust
-    from toolkit.train.checkpoint import load_checkpoint, model_from_checkpoint, write_untrained
+    from toolkit.run.checkpoint import load_checkpoint, model_from_checkpoint
+    from toolkit.train.checkpoint import write_untrained
 
     name = "torchvision.models:mnasnet0_5"
     trust(name)

@@ -20,10 +20,10 @@ from toolkit.core.errors import ConfigError, DeviceError
 from toolkit.core.machine import isa_extensions
 from toolkit.export.quantize import calibration_batches
 from toolkit.models import list_models
+from toolkit.run.checkpoint import load_checkpoint
 from toolkit.targets.formats import DEFAULT_FORMATS, FORMATS, expand_formats
 from toolkit.targets.plan import plan
 from toolkit.targets.runtimes import open_runtime, runtime_class
-from toolkit.train.checkpoint import load_checkpoint
 
 runner = CliRunner()
 needs_executorch = pytest.mark.skipif(FORMATS["pte"].missing() is not None, reason=str(FORMATS["pte"].missing()))

@@ -133,7 +133,7 @@ def test_corrupt_and_older_files_become_notes(tmp_path, deployed):
     r = run("report", run_dir, "--out", tmp_path / "r.html")
     assert r.exit_code == 0, r.output
     assert "parity.json: cannot be read (JSONDecodeError" in r.stderr
-    assert "bench.json: its bench is not in the form this version reads (KeyError" in r.stderr
+    assert "bench.json: 'inference' is missing; run `toolkit bench` again to rewrite it; left out" in r.stderr
     assert "metrics.jsonl line 2 is cut or not a JSON object" in r.stderr
     assert "training files cannot be read" not in r.stderr  # the run keeps its row in the runs table
     html = (tmp_path / "r.html").read_text()

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from tests.test_cli_train import assert_one_line_error
 from toolkit.cli import app
 from toolkit.experiments import sweep
-from toolkit.train.checkpoint import load_checkpoint
+from toolkit.run.checkpoint import load_checkpoint
 
 sweep_module = importlib.import_module("toolkit.experiments.sweep")  # the package's `sweep` is the function
 

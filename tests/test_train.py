@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from toolkit.core.errors import Interrupted, TrainingDiverged
+from toolkit.run.checkpoint import load_checkpoint, model_from_checkpoint
 from toolkit.train import loop, train
-from toolkit.train.checkpoint import load_checkpoint, model_from_checkpoint
 
 # Bit-exact resume is checked on the CPU: on an H200, cuDNN's default (nondeterministic) kernels made even the
 # resumed run differ from the straight one, so these comparisons pin the device; the rest runs on cuda there.

@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from toolkit.core.errors import ToolkitError
+from toolkit.run.folder import DEFAULT_ROOT
 
 app = typer.Typer(
     add_completion=False,
@@ -225,7 +226,7 @@ def reproduce(
     amp: Amp = None,
     channels_last: ChannelsLast = None,
     compile: Compile = None,
-    out: Annotated[str, Opt(help="Runs go to OUT/reproduce-MODEL/seed-K/.")] = "artifacts",
+    out: Annotated[str, Opt(help="Runs go to OUT/reproduce-MODEL/seed-K/.")] = DEFAULT_ROOT,
     progress: Annotated[str, Opt(help="plain | none: per-epoch lines of every seed.")] = "plain",
 ):
     """Run MODEL's recipe with several seeds; mean, spread and a 95 % t interval against its published figure.
@@ -344,8 +345,8 @@ def export(
 ):
     """Export a run (TorchScript, ONNX, torch.export, AOTInductor, ExecuTorch; fp32, INT8, fp16); each file is
     re-loaded and checked against eager first."""
-    from toolkit.core.runs import latest_run
     from toolkit.export import export as run_export
+    from toolkit.run.folder import latest_run
 
     with user_errors():
         if source is None:
@@ -420,7 +421,7 @@ def verify(
     from rich.console import Console
     from rich.table import Table
 
-    from toolkit.core.runs import latest_run
+    from toolkit.run.folder import latest_run
     from toolkit.verify.parity import Thresholds
     from toolkit.verify.parity import verify as run_verify
     from toolkit.verify.report import COMPACT_COLUMNS, PARITY_COLUMNS, compact_rows, parity_rows
@@ -498,9 +499,9 @@ def predict(
     model: TrustModel = None,
 ):
     """Classify images with an exported model; exit 1 if any file could not be classified."""
-    from toolkit.core.runs import latest_run
     from toolkit.predict import predict as run_predict
     from toolkit.predict import to_json_lines
+    from toolkit.run.folder import latest_run
 
     with user_errors():
         if run is None:
@@ -555,7 +556,7 @@ def sweep(
     data_dir: DataDir = None,
     limit_train: LimitTrain = None,
     device: Device = None,
-    out: Annotated[str, Opt(help="Artifacts folder; trials go to OUT/sweeps/STUDY/trial-K.")] = "artifacts",
+    out: Annotated[str, Opt(help="Artifacts folder; trials go to OUT/sweeps/STUDY/trial-K.")] = DEFAULT_ROOT,
 ):
     """Tune a model's hyperparameters on Optuna; trials are scored on validation, the best one tested once."""
     from toolkit.experiments.sweep import sweep as run_sweep
@@ -592,7 +593,7 @@ def runs(
     compare: Annotated[
         Optional[list[str]], typer.Argument(help="Two run folders to compare side by side [list all runs].")
     ] = None,
-    out: Annotated[str, Opt(help="Folder holding the runs.")] = "artifacts",
+    out: Annotated[str, Opt(help="Folder holding the runs.")] = DEFAULT_ROOT,
     sort: Annotated[str, Opt(help="date | model | test_acc | best_test_acc | val_acc | img_per_s | run.")] = "date",
     json_lines: Annotated[bool, Opt("--json", help="One JSON object per run on stdout.")] = False,
     wide: Wide = False,
@@ -729,7 +730,7 @@ def bench(
     ] = None,
     train: Annotated[Optional[bool], Opt("--train/--no-train", help="Also time training steps [yes].")] = None,
     train_steps: Annotated[Optional[int], Opt(help="Timed training steps per case [10].")] = None,
-    out: Annotated[str, Opt(help="Artifacts folder (for --model runs and the default run).")] = "artifacts",
+    out: Annotated[str, Opt(help="Artifacts folder (for --model runs and the default run).")] = DEFAULT_ROOT,
     time_to_accuracy: Annotated[
         Optional[float],
         Opt(help="Instead: train --model until this test accuracy (0.94 or 94) and report the seconds it took."),

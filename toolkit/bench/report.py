@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from toolkit.core.files import atomic_path, write_json, write_text
+from toolkit.core.files import atomic_path, write_text
 from toolkit.core.markdown import markdown_table
+from toolkit.run.folder import BENCH_MD, BENCH_PNG
+from toolkit.run.records import Bench
 
 INFER_COLUMNS = (
     "runtime",
@@ -155,7 +157,7 @@ def bench_png(result, path: str | os.PathLike) -> None:
 
 def write_bench(result, run_dir: str | os.PathLike) -> list[Path]:
     run_dir = Path(run_dir)
-    write_json(run_dir / "bench.json", result)
-    write_text(run_dir / "bench.md", bench_markdown(result))
-    bench_png(result, run_dir / "bench.png")
-    return [run_dir / "bench.json", run_dir / "bench.md", run_dir / "bench.png"]
+    Bench.write(run_dir, result)
+    write_text(run_dir / BENCH_MD, bench_markdown(result))
+    bench_png(result, run_dir / BENCH_PNG)
+    return [Bench.path(run_dir), run_dir / BENCH_MD, run_dir / BENCH_PNG]

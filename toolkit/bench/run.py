@@ -19,16 +19,20 @@ from toolkit.core.device import available_devices
 from toolkit.core.errors import ConfigError, DeviceError, RunFolderError, ToolkitError, first_line
 from toolkit.core.isolate import run_isolated
 from toolkit.core.machine import available_memory_bytes, machine_info
-from toolkit.core.runs import CHECKPOINT, MANIFEST, ensure_writable, is_trained_run, latest_run
 from toolkit.export import export
-from toolkit.export.manifest import read_manifest, validate_manifest
 from toolkit.models import get_spec
 from toolkit.models.external import short_name, trust
+from toolkit.run.checkpoint import allow_model, load_checkpoint, resolve_checkpoint, trusted_spec
+from toolkit.run.folder import CHECKPOINT, DEFAULT_ROOT, MANIFEST, ensure_writable, is_trained_run, latest_run
+from toolkit.run.manifest import read_manifest, validate_manifest
+from toolkit.run.records import Parity
+from toolkit.run.verdicts import fastest_verified
 from toolkit.targets.formats import FORMATS
 from toolkit.targets.plan import plan
 from toolkit.targets.runtimes import check_runtime
-from toolkit.targets.verdicts import PARITY, fastest_verified, read_object
-from toolkit.train.checkpoint import allow_model, load_checkpoint, resolve_checkpoint, trusted_spec, write_untrained
+
+# Evidence that something else ran during a measurement: the fastest GEMM moved this much between the peak
+from toolkit.train.checkpoint import write_untrained
 
 # Evidence that something else ran during a measurement: the fastest GEMM moved this much between the peak
 # runs before and after the cases, or one case's rounds spread this much (coefficient of variation). On an
@@ -174,7 +178,7 @@ def run_bench(
     *,
     model: str | None = None,
     config: BenchConfig = BenchConfig(),
-    out: str | os.PathLike = "artifacts",
+    out: str | os.PathLike = DEFAULT_ROOT,
     progress: Callable[[str], None] = lambda line: None,
     write: bool = True,
 ) -> dict[str, Any]:
@@ -312,7 +316,7 @@ def _check_batches_fit(batch_sizes, floor_bytes: int, free_bytes: int | None) ->
 def recommend(result: dict[str, Any], run: Path) -> dict[str, Any]:
     """The fastest runtime/format on this machine at the largest batch that passed verify, against eager fp32.
 
-    Verify's verdicts come from the run's parity.json (targets/verdicts.py, the join predict and the report
+    Verify's verdicts come from the run's parity.json (run/verdicts.py, the join predict and the report
     use too); without one nothing is recommended (an unverified file is not a candidate), and the line says so.
     """
     largest = max(result["config"]["batch_sizes"])
@@ -320,10 +324,10 @@ def recommend(result: dict[str, Any], run: Path) -> dict[str, Any]:
     def speed(case: dict) -> float | None:
         return next((r["img_per_s"] for r in case["results"] if r["batch_size"] == largest), None)
 
-    parity = read_object(run / PARITY)
+    parity = Parity.read(run)
     if not parity:
         return {"text": f"no recommendation: run `toolkit verify {run}` first (only verified files are candidates)"}
-    pick = fastest_verified(result, parity, largest)
+    pick = fastest_verified(result, parity.data, largest)
     eager = next(
         (c for c in result["inference"] if c["runtime"] == "eager" and not c.get("variant") and c["device"] == "cpu"),
         None,

@@ -156,7 +156,7 @@ def activation_floor_bytes(ckpt: dict) -> int:
     """Bytes one image needs at the least while the model runs: its input plus the largest layer's input and
     output held together (fp32). Every runtime reuses buffers differently, but none computes a layer without
     both: a batch whose floor exceeds the free memory cannot run anywhere."""
-    from toolkit.train.checkpoint import model_from_checkpoint
+    from toolkit.run.checkpoint import model_from_checkpoint
 
     model = model_from_checkpoint(ckpt)
     x = torch.zeros(1, *ckpt["input"]["shape"])
@@ -181,7 +181,7 @@ def forward_flops(ckpt: dict) -> int:
     """FLOPs of one image's forward pass, counted by torch's FlopCounterMode (2 per multiply-add)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from toolkit.train.checkpoint import model_from_checkpoint
+    from toolkit.run.checkpoint import model_from_checkpoint
 
     model = model_from_checkpoint(ckpt)
     counter = FlopCounterMode(display=False)

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.core.errors import ConfigError
-from toolkit.core.runs import MANIFEST, METRICS, SUMMARY
-from toolkit.targets.verdicts import PARITY, read_object
+from toolkit.run.checkpoint import load_checkpoint
+from toolkit.run.folder import DEFAULT_ROOT, MANIFEST, METRICS, PARITY
+from toolkit.run.records import Manifest, Parity, RecordVersionError, RunFileError, Summary, read_metrics
 
 _SUMMARY_FIGURES = (
     "final_test_acc_tta", "final_test_acc", "best_test_acc", "final_val_acc", "delta_vs_reference", "img_per_s",
@@ -49,17 +50,6 @@ class RunRow:
         return asdict(self)
 
 
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
-
-
-def _read_object(path: Path) -> dict[str, Any]:
-    data = _read_json(path)
-    if not isinstance(data, dict):
-        raise ValueError(f"{path.name} is not a JSON object")
-    return data
-
-
 def _number(data: dict[str, Any], key: str, where: str) -> float | None:
     """A figure from a run's file: a finite number or absent; anything else makes the row unreadable."""
     value = data.get(key)
@@ -70,38 +60,18 @@ def _number(data: dict[str, Any], key: str, where: str) -> float | None:
     return value
 
 
-def read_metrics(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """metrics.jsonl's records and one problem per line that is not one (a write cut by a crash or a full
-    disk): the other lines still describe the run."""
-    lines, problems = [], []
-    for number, text in enumerate(path.read_text(errors="replace").splitlines(), 1):
-        if not text.strip():
-            continue
-        try:
-            record = json.loads(text)
-        except ValueError:
-            record = None
-        if isinstance(record, dict):
-            lines.append(record)
-        else:
-            problems.append(f"{METRICS} line {number} is cut or not a JSON object; read without it")
-    return lines, problems
-
-
 def run_row(folder: Path, root: Path) -> RunRow:
     metrics_path = folder / METRICS
-    lines, problems = read_metrics(metrics_path)
-    summary_path = folder / SUMMARY
+    lines, problems = read_metrics(folder)
+    summary_path = Summary.path(folder)
     row = RunRow(run=str(folder.relative_to(root)), state="finished" if summary_path.is_file() else "stopped")
     row.problems = problems
     newest = max(p.stat().st_mtime for p in (metrics_path, summary_path) if p.is_file())
     row.date = time.strftime("%Y-%m-%d %H:%M", time.localtime(newest))
     if summary_path.is_file():
-        s = _read_object(summary_path)
-        cfg = s.get("train_config", {})
-        if not isinstance(cfg, dict):
-            raise ValueError(f"{SUMMARY}: 'train_config' is not an object")
-        num = {k: _number(s, k, SUMMARY) for k in (*_SUMMARY_FIGURES, "epochs")}
+        summary = Summary.load(folder)
+        s, cfg = summary.data, summary.train_config
+        num = {k: _number(s, k, summary_path.name) for k in (*_SUMMARY_FIGURES, "epochs")}
         row.model, row.dataset, row.epochs = s.get("model"), s.get("dataset"), num["epochs"]
         row.test_acc = num["final_test_acc_tta"] if num["final_test_acc_tta"] is not None else num["final_test_acc"]
         row.best_test_acc, row.val_acc = num["best_test_acc"], num["final_val_acc"]
@@ -117,23 +87,23 @@ def run_row(folder: Path, root: Path) -> RunRow:
         row.best_test_acc = max((m["test_acc"] for m in figures if m["test_acc"] is not None), default=None)
         row.img_per_s = last["img_per_s"]
     if (folder / MANIFEST).is_file():
-        manifest = read_object(folder / MANIFEST)
+        manifest = Manifest.read(folder)
         if manifest is None:
             row.problems.append(f"{MANIFEST} is cut or not a JSON object; exports not listed")
-        files = (manifest or {}).get("files") or {}
+        files = manifest.files if manifest else {}
         # What is on disk, not what the manifest once listed: a deleted file is no export.
         row.exports = sorted(name for name in files if isinstance(name, str) and (folder / name).is_file())
     if (folder / PARITY).is_file():
-        parity = read_object(folder / PARITY)
+        parity = Parity.read(folder)
         if parity is None:
             row.verify = "unreadable"
             row.problems.append(f"{PARITY} is cut or not a JSON object; re-run toolkit verify")
         else:
-            row.verify = "pass" if parity.get("passed") else "FAIL"
+            row.verify = "pass" if parity.passed else "FAIL"
     return row
 
 
-def list_runs(root: str | os.PathLike = "artifacts", sort: str = "date") -> tuple[list[RunRow], list[str]]:
+def list_runs(root: str | os.PathLike = DEFAULT_ROOT, sort: str = "date") -> tuple[list[RunRow], list[str]]:
     """(rows, notes): every run folder under `root`, sorted by `sort` (numbers: highest first)."""
     if sort not in SORT_KEYS:
         raise ConfigError(f"unknown --sort {sort!r}; choose one of: {', '.join(SORT_KEYS)}")
@@ -149,7 +119,9 @@ def list_runs(root: str | os.PathLike = "artifacts", sort: str = "date") -> tupl
             continue
         try:
             rows.append(run_row(folder, root))
-        except (OSError, ValueError, AttributeError, TypeError) as exc:
+        except RecordVersionError:
+            raise  # a newer toolkit's run: not listed half-read
+        except (OSError, ValueError, AttributeError, TypeError, RunFileError) as exc:
             notes.append(f"skipped {folder}: its files cannot be read ({type(exc).__name__}: {exc})")
             continue
         notes.extend(f"{folder}: {problem}" for problem in rows[-1].problems)
@@ -166,16 +138,10 @@ def _config_and_metrics(folder: Path) -> tuple[dict[str, Any], list[dict[str, An
     metrics_path = folder / METRICS
     if not metrics_path.is_file():
         raise RunFolderError(f"{folder} is not a training run (no {METRICS}); pass a run folder")
-    metrics, _ = read_metrics(metrics_path)
-    summary = folder / SUMMARY
-    if summary.is_file():
-        return _read_object(summary).get("train_config", {}), metrics
-    import torch
-
-    from toolkit.core.runs import CHECKPOINT
-
-    ckpt = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=True)  # a stopped run
-    return ckpt.get("train_config", {}), metrics
+    metrics, _ = read_metrics(folder)
+    if Summary.path(folder).is_file():
+        return Summary.load(folder).train_config, metrics
+    return load_checkpoint(folder, mmap=True)["train_config"], metrics  # a stopped run
 
 
 def compare_runs(a: str | os.PathLike, b: str | os.PathLike, png: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -184,14 +150,18 @@ def compare_runs(a: str | os.PathLike, b: str | os.PathLike, png: str | os.PathL
     a, b = Path(a), Path(b)
     try:
         (cfg_a, m_a), (cfg_b, m_b) = _config_and_metrics(a), _config_and_metrics(b)
-    except (OSError, ValueError) as exc:
+    except RecordVersionError:
+        raise
+    except (OSError, ValueError, RunFileError) as exc:
         raise ConfigError(f"cannot read the runs: {type(exc).__name__}: {exc}") from None
     ignore = {"run_name", "out"}  # differ by construction
     keys = sorted((set(cfg_a) | set(cfg_b)) - ignore)
     differences = {k: [cfg_a.get(k), cfg_b.get(k)] for k in keys if cfg_a.get(k) != cfg_b.get(k)}
     try:
         rows = {str(p): run_row(p, p.parent).to_dict() for p in (a, b)}
-    except (OSError, ValueError, AttributeError, TypeError) as exc:
+    except RecordVersionError:
+        raise
+    except (OSError, ValueError, AttributeError, TypeError, RunFileError) as exc:
         raise ConfigError(f"cannot read the runs: {exc}") from None
     result = {"runs": [str(a), str(b)], "config_differences": differences, "figures": rows}
     if png is not None:

@@ -45,8 +45,8 @@ from typing import Any
 from toolkit.core.errors import ConfigError, Interrupted, ToolkitError, TrainingDiverged, first_line
 from toolkit.core.files import write_text
 from toolkit.core.markdown import markdown_table
-from toolkit.core.runs import check_folder_name
 from toolkit.models import get_spec
+from toolkit.run.folder import DEFAULT_ROOT, check_folder_name
 from toolkit.train.progress import Reporter
 
 PRUNERS = ("median", "hyperband", "none")
@@ -328,7 +328,7 @@ def sweep(
     n_jobs: int = 1,
     seed: int = 0,
     grace: float = GRACE_SECONDS,
-    out: str | os.PathLike = "artifacts",
+    out: str | os.PathLike = DEFAULT_ROOT,
     progress: Callable[[str], None] = lambda line: None,
     **train_options: Any,
 ) -> dict[str, Any]:
@@ -584,11 +584,12 @@ def _summarize(study, folder: Path, model: str, space: dict, seconds: float) -> 
         test_acc = _test_once(Path(best.user_attrs["run_dir"]))
         summary["best"] = {"number": best.number, "val_acc": best.value, "params": best.params, "test_acc": test_acc}
         write_text(folder / "best.toml", _toml({"model": model, **best.params}))
-    from toolkit.core.files import write_json
+    from toolkit.run.folder import SWEEP_MD
+    from toolkit.run.records import Sweep
 
     summary["importances"], summary["importances_note"] = _importances(study) if len(done) >= 2 else (None, None)
-    write_json(folder / "sweep.json", summary)
-    write_text(folder / "sweep.md", _markdown(summary))
+    Sweep.write(folder, summary)
+    write_text(folder / SWEEP_MD, _markdown(summary))
     summary["plots"] = _plots(study, folder) if len(done) >= 2 else []
     return summary
 
@@ -615,7 +616,7 @@ def _importances(study) -> tuple[dict[str, float] | None, str | None]:
 def _test_once(run_dir: Path) -> float:
     """The best trial's test accuracy: the only time a sweep reads the test set."""
     from toolkit.data import TensorLoader, load_dataset
-    from toolkit.train.checkpoint import load_checkpoint, model_from_checkpoint
+    from toolkit.run.checkpoint import load_checkpoint, model_from_checkpoint
     from toolkit.train.evaluation import evaluate
 
     ckpt = load_checkpoint(run_dir)

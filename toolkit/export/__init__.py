@@ -20,11 +20,19 @@ from typing import Any
 from toolkit.core.callable_module import make_callable
 from toolkit.core.errors import ConfigError, Interrupted, ToolkitError
 from toolkit.core.files import atomic_path, sha256
-from toolkit.core.runs import MANIFEST, TRAINING_FILES, ensure_writable, latest_run, remove_stale_temps_if_idle
 from toolkit.export.check import ExportError, check_batches, compare_with_eager, example_inputs
 from toolkit.export.disk import expected_bytes, no_room
-from toolkit.export.manifest import update_manifest
 from toolkit.export.onnx import DEFAULT_OPSET
+from toolkit.run.checkpoint import allow_model, load_checkpoint, model_from_checkpoint, resolve_checkpoint
+from toolkit.run.folder import (
+    DEFAULT_ROOT,
+    MANIFEST,
+    TRAINING_FILES,
+    ensure_writable,
+    latest_run,
+    remove_stale_temps_if_idle,
+)
+from toolkit.run.manifest import update_manifest
 from toolkit.targets.child import run_in_child
 from toolkit.targets.formats import (
     DEFAULT_FORMATS,
@@ -37,7 +45,6 @@ from toolkit.targets.formats import (
     writer,
 )
 from toolkit.targets.gates import Thresholds
-from toolkit.train.checkpoint import allow_model, load_checkpoint, model_from_checkpoint, resolve_checkpoint
 
 __all__ = ["DEFAULT_FORMATS", "EXPORT_FORMATS", "ExportError", "ExportResult", "export"]
 
@@ -66,7 +73,7 @@ def export(
     data_dir: str | None = None,
     threads: int | None = None,
     model: str | None = None,
-    artifacts: str | os.PathLike = "artifacts",
+    artifacts: str | os.PathLike = DEFAULT_ROOT,
     progress: Callable[[str], None] = lambda line: None,
 ) -> ExportResult:
     """Export the run folder or checkpoint `source` (default: the newest trained run under `artifacts`) to

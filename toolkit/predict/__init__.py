@@ -16,16 +16,17 @@ import torch
 
 from toolkit.core.callable_module import make_callable
 from toolkit.core.errors import ConfigError, DataError, ToolkitError, first_line
-from toolkit.core.runs import MANIFEST, latest_run
 from toolkit.data import normalise
 from toolkit.data.decode import load_image
-from toolkit.export.manifest import load_manifest, modification
 from toolkit.models.external import trust
 from toolkit.predict.images import expand
+from toolkit.run.folder import BENCH, DEFAULT_ROOT, MANIFEST, PARITY, latest_run
+from toolkit.run.manifest import load_manifest, modification
+from toolkit.run.records import Bench, Parity
+from toolkit.run.verdicts import batch_sizes, fastest_verified
 from toolkit.targets.formats import FORMATS, primary_format
 from toolkit.targets.plan import plan
 from toolkit.targets.runtimes import RUNTIMES, check_runtime, open_runtime
-from toolkit.targets.verdicts import BENCH, PARITY, batch_sizes, fastest_verified, read_object
 
 BATCH = 256
 AUTO = "auto"
@@ -34,9 +35,9 @@ FALLBACK = "onnxruntime"  # what auto uses where bench has recommended nothing f
 
 def recommended_target(run: Path) -> tuple[str, str | None, str]:
     """(runtime, format, why) for --runtime auto: the fastest CPU target in bench.json whose file passed verify
-    in parity.json, joined afresh here (targets/verdicts.py), so a bench.json that names a failed file is not
+    in parity.json, joined afresh here (run/verdicts.py), so a bench.json that names a failed file is not
     followed; else onnxruntime on the fp32 ONNX file."""
-    bench, parity = read_object(run / BENCH), read_object(run / PARITY)
+    bench, parity = (r.data if (r := record.read(run)) else None for record in (Bench, Parity))
     if bench is None:
         why = f"no readable {BENCH}"
     elif parity is None:
@@ -90,7 +91,7 @@ def predict(
     threads: int | None = None,
     allow_modified: bool = False,
     model: str | None = None,
-    artifacts: str | os.PathLike = "artifacts",
+    artifacts: str | os.PathLike = DEFAULT_ROOT,
 ) -> PredictResult:
     """Classify `paths` (image files or folders of them) with `runtime` loading the run's `format` file;
     runtime "auto" takes what `toolkit bench` recommended for the CPU (recommended_target).

@@ -20,8 +20,9 @@ from toolkit.core.version import __version__
 from toolkit.report import deploy, training
 from toolkit.report.collect import Collected, collect
 from toolkit.report.page import page
+from toolkit.run.folder import REPORT_HTML
 
-REPORT = "report.html"
+REPORT = REPORT_HTML
 # What an older or hand-edited file lacking a key, or holding the wrong type, raises while a section reads it.
 SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
 

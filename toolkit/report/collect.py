@@ -8,17 +8,26 @@ section is left out, the rest of the report is still built.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from toolkit.core.errors import ConfigError, first_line
-from toolkit.core.runs import MANIFEST, METRICS, SUMMARY
-from toolkit.experiments.runs import MAX_DEPTH, RunRow, read_metrics, run_row
+from toolkit.experiments.runs import MAX_DEPTH, RunRow, run_row
+from toolkit.run.folder import BENCH, DEFAULT_ROOT, METRICS, PARITY, REPRODUCE, SWEEP
+from toolkit.run.records import (
+    Bench,
+    Manifest,
+    Parity,
+    RecordVersionError,
+    Reproduce,
+    RunFileError,
+    Summary,
+    Sweep,
+    read_metrics,
+)
 
-PARITY, BENCH, REPRODUCE, SWEEP = "parity.json", "bench.json", "reproduce.json", "sweep.json"
 MARKERS = (METRICS, PARITY, BENCH, REPRODUCE, SWEEP)
 
 
@@ -48,21 +57,15 @@ class Collected:
         return bool(self.runs or self.reproductions or self.sweeps)
 
 
-def _read_object(path: Path, notes: list[str]) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        notes.append(f"{path}: cannot be read ({type(exc).__name__}: {first_line(exc, 120)}); left out")
-        return None
-    if not isinstance(data, dict):
-        notes.append(f"{path}: not a JSON object; left out")
-        return None
-    return data
+def _read(record, folder: Path, notes: list[str]) -> dict[str, Any] | None:
+    """The file's object as written, or None with a note where it cannot be read as its record."""
+    found = record.read(folder, notes)
+    return found.data if found is not None else None
 
 
 def _read_metrics(path: Path, notes: list[str]) -> list[dict[str, Any]]:
     try:
-        lines, problems = read_metrics(path)
+        lines, problems = read_metrics(path.parent)
     except OSError as exc:
         notes.append(f"{path}: cannot be read ({type(exc).__name__}); its curves are left out")
         return []
@@ -93,7 +96,7 @@ def _display_name(folder: Path, root: Path, several: bool) -> str:
 
 def collect(paths: list[str | os.PathLike]) -> Collected:
     """Every run, reproduction and sweep under `paths` (folders, each a run or a folder of runs)."""
-    roots = [Path(p) for p in paths] or [Path("artifacts")]
+    roots = [Path(p) for p in paths] or [Path(DEFAULT_ROOT)]
     for root in roots:
         if not root.exists():
             raise ConfigError(f"{root} does not exist; pass a run folder or the folder that holds your runs")
@@ -107,9 +110,9 @@ def collect(paths: list[str | os.PathLike]) -> Collected:
                 continue
             seen.add(folder.resolve())
             name = _display_name(folder, root, len(roots) > 1)
-            if (folder / REPRODUCE).is_file() and (data := _read_object(folder / REPRODUCE, found.notes)):
+            if data := _read(Reproduce, folder, found.notes):
                 found.reproductions.append((name, data))
-            if (folder / SWEEP).is_file() and (data := _read_object(folder / SWEEP, found.notes)):
+            if data := _read(Sweep, folder, found.notes):
                 found.sweeps.append((name, data))
             if any((folder / f).is_file() for f in (METRICS, PARITY, BENCH)):
                 found.runs.append(_run(folder, name, found.notes))
@@ -123,9 +126,10 @@ def _run(folder: Path, name: str, notes: list[str]) -> RunFiles:
         try:
             run.row = run_row(folder, folder.parent)
             run.row.run = name
-        except (OSError, ValueError, AttributeError, TypeError) as exc:
+        except RecordVersionError:
+            raise
+        except (OSError, ValueError, AttributeError, TypeError, RunFileError) as exc:
             notes.append(f"{folder}: its training files cannot be read ({first_line(exc, 120)}); not in the runs table")
-    for attr, file in (("summary", SUMMARY), ("manifest", MANIFEST), ("parity", PARITY), ("bench", BENCH)):
-        if (folder / file).is_file():
-            setattr(run, attr, _read_object(folder / file, notes))
+    for attr, record in (("summary", Summary), ("manifest", Manifest), ("parity", Parity), ("bench", Bench)):
+        setattr(run, attr, _read(record, folder, notes))
     return run

@@ -11,9 +11,9 @@ from dataclasses import asdict
 from toolkit.report.charts import Series, line_chart
 from toolkit.report.collect import RunFiles
 from toolkit.report.page import Cell, esc, num, table
+from toolkit.run.verdicts import batch_sizes, fastest_verified, verdicts
 from toolkit.targets.formats import FORMATS
 from toolkit.targets.gates import GATES, Thresholds, gated_figure
-from toolkit.targets.verdicts import batch_sizes, fastest_verified, verdicts
 
 
 def _file_of(fmt: str) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from toolkit.core.device import native_half_precisions, pick_device, synchronize
+from toolkit.core.precision import autocast
+from toolkit.run.checkpoint import load_checkpoint, model_from_checkpoint
 from toolkit.runtimes.base import Runtime
-from toolkit.train.checkpoint import load_checkpoint, model_from_checkpoint
-from toolkit.train.precision import autocast
 
 
 class EagerRuntime(Runtime):

@@ -12,8 +12,8 @@ import torch
 
 from toolkit.core.device import pick_device, synchronize
 from toolkit.core.errors import ToolkitError, first_line
+from toolkit.core.precision import autocast
 from toolkit.runtimes.base import Runtime
-from toolkit.train.precision import autocast
 
 
 class TorchScriptRuntime(Runtime):

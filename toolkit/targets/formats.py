@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolkit.core.errors import ConfigError
-from toolkit.core.runs import CHECKPOINT
+from toolkit.run.folder import CHECKPOINT
 from toolkit.targets.gates import GATES, Gate
 from toolkit.targets.runtimes import check_runtime, load_object
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from toolkit.core.device import available_devices
 from toolkit.core.errors import ConfigError, DeviceError
-from toolkit.core.runs import CHECKPOINT, MANIFEST
+from toolkit.run.folder import CHECKPOINT, MANIFEST
+from toolkit.run.records import Manifest
 from toolkit.targets.formats import FORMATS, TARGETS, Format, primary_format, runs_here, target_label
 from toolkit.targets.runtimes import check_runtime, runtime_class
-from toolkit.targets.verdicts import read_object
 
 REFERENCE = ("checkpoint", "eager", "cpu")  # what every other target is compared with
 
@@ -80,8 +80,8 @@ def plan(
     result = Plan(run_dir)
     # A file export wrote but did not record (interrupted, or copied in by hand) was never checked: no later
     # command uses it. Without a readable manifest verify says so and judges the files on their figures.
-    manifest = read_object(run_dir / MANIFEST)
-    recorded = manifest.get("files") if manifest and isinstance(manifest.get("files"), dict) else None
+    manifest = Manifest.read(run_dir)
+    recorded = manifest.files if manifest else None
 
     def skip(line: str) -> None:
         if line not in result.skipped:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.core.errors import ConfigError, first_line
-from toolkit.core.runs import check_folder_name
+from toolkit.run.folder import DEFAULT_ROOT, check_folder_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -75,7 +75,7 @@ class TrainConfig:
     val_size: int | None = None  # hold out N training images (stratified, fixed by the seed) as a validation set
     test_eval: bool = True  # False: the test set is not even loaded (a sweep's trials see validation only)
     seed: int = 0
-    out: str = "artifacts"
+    out: str = DEFAULT_ROOT
     run_name: str | None = None  # None: <model>-<YYYYmmdd-HHMMSS>-<4 random hex digits>, unique per start
     eval_batch_size: int = 1000  # images per evaluation batch (no effect on results)
     stop_at_accuracy: float | None = None  # percent; stop after the first epoch whose test accuracy reaches it

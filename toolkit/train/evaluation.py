@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from toolkit.core.precision import autocast
 from toolkit.data import TensorLoader
-from toolkit.train.precision import autocast
 
 
 def tta_views(x: torch.Tensor, policy: str) -> list[tuple[float, torch.Tensor]]:

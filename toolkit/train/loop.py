@@ -9,7 +9,6 @@ SIGINT (Ctrl-C) or SIGTERM stops at the next step boundary and writes one that r
 from __future__ import annotations
 
 import contextlib
-import json
 import shlex
 import signal
 import threading
@@ -24,11 +23,12 @@ from torch import nn
 
 from toolkit.core.device import pick_device, synchronize
 from toolkit.core.errors import ConfigError, Interrupted, TrainingDiverged
-from toolkit.core.files import write_json, write_text
-from toolkit.core.runs import CHECKPOINT, METRICS, SUMMARY, claim_run_dir
 from toolkit.models import get_spec
+from toolkit.run.checkpoint import load_checkpoint, trusted_spec
+from toolkit.run.folder import CHECKPOINT, claim_run_dir
+from toolkit.run.records import Summary, write_metrics
 from toolkit.train import distributed, speed
-from toolkit.train.checkpoint import load_checkpoint, make_payload, save_checkpoint, trusted_spec, versions
+from toolkit.train.checkpoint import make_payload, save_checkpoint, versions
 from toolkit.train.config import TrainConfig
 from toolkit.train.evaluation import evaluate
 from toolkit.train.progress import Reporter
@@ -239,7 +239,7 @@ def train(
                 raise _interrupted(t, run_dir, stop.signum)
         summary = summarize(t, run_dir)
         if dist.is_main:
-            write_json(run_dir / SUMMARY, summary)
+            Summary.write(run_dir, summary)
         reporter.finish(summary)
     return TrainResult(run_dir, summary, t.state.metrics, t.model)
 
@@ -300,7 +300,7 @@ def _save(t: Training, run_dir: Path) -> None:
             speed=t.speed.to_dict() if t.speed is not None else None,
         ),
     )
-    write_text(run_dir / METRICS, "".join(json.dumps(m) + "\n" for m in t.state.metrics))
+    write_metrics(run_dir, t.state.metrics)
 
 
 def _diverged(t: Training, run_dir: Path, exc: NonFiniteLoss) -> TrainingDiverged:

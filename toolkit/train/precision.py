@@ -6,12 +6,13 @@ CPU it is usually slower than fp32. fp16 needs a GradScaler to keep small gradie
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import sys
 
 import torch
 from torch import nn
+
+from toolkit.core.precision import autocast
 
 
 def compile_unavailable_reason() -> str | None:
@@ -26,14 +27,6 @@ def compile_unavailable_reason() -> str | None:
     if not any(shutil.which(cc) for cc in ("cc", "gcc", "clang", "cl")):
         return "torch.compile needs a C/C++ compiler on PATH for CPU code"
     return None
-
-
-def autocast(device: torch.device, amp: str):
-    """The autocast context for `amp` ('off', 'bf16' or 'fp16') on `device`."""
-    if amp == "off":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 class Precision:

@@ -10,7 +10,6 @@ such papers publish.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import replace
@@ -18,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.core.errors import ConfigError, RunFolderError
-from toolkit.core.runs import CHECKPOINT, SUMMARY
 from toolkit.core.stats import describe
 from toolkit.data import provenance
 from toolkit.models import get_spec
-from toolkit.train.checkpoint import load_checkpoint
+from toolkit.run.checkpoint import load_checkpoint
+from toolkit.run.folder import CHECKPOINT, DEFAULT_ROOT
+from toolkit.run.records import Summary, read_metrics
 from toolkit.train.config import AUTO, SPEED_SWITCHES, TrainConfig
 from toolkit.train.loop import train
 from toolkit.train.progress import Reporter
@@ -36,7 +36,7 @@ def reproduce(
     model: str,
     seeds: int = 3,
     *,
-    out: str | os.PathLike = "artifacts",
+    out: str | os.PathLike = DEFAULT_ROOT,
     reporter: Reporter | None = None,
     progress=lambda line: None,
     write: bool = True,
@@ -64,7 +64,7 @@ def reproduce(
 
 
 def _run_seed(cfg: TrainConfig, run_dir: Path, reporter, progress, step_hook) -> dict:
-    summary_path = run_dir / SUMMARY
+    summary_path = Summary.path(run_dir)
     if (run_dir / CHECKPOINT).exists():
         ckpt = load_checkpoint(run_dir)
         if ckpt["model"]["name"] != cfg.model:
@@ -93,7 +93,7 @@ def _run_seed(cfg: TrainConfig, run_dir: Path, reporter, progress, step_hook) ->
     else:
         progress(f"seed {cfg.seed}: training -> {run_dir}")
         train(cfg, reporter=reporter, step_hook=step_hook)
-    return json.loads(summary_path.read_text())
+    return Summary.load(run_dir).data
 
 
 def _left_to_policy(field: str, value: Any) -> bool:
@@ -146,5 +146,5 @@ def summarize_seeds(model: str, summaries: list[dict], reference: float | None, 
 
 
 def _per_epoch(run_dir: Path) -> list[dict]:
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [{k: m.get(k) for k in ("epoch", "test_acc", "test_acc_tta")} for m in map(json.loads, lines)]
+    lines, _ = read_metrics(run_dir)
+    return [{k: m.get(k) for k in ("epoch", "test_acc", "test_acc_tta")} for m in lines]

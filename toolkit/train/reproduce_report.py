@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from toolkit.core.files import atomic_path, write_json, write_text
+from toolkit.core.files import atomic_path, write_text
 from toolkit.core.markdown import markdown_table
+from toolkit.run.folder import REPRODUCE_MD, REPRODUCE_PNG
+from toolkit.run.records import Reproduce
 
 COLUMNS = ("seed", "final test acc %", "final TTA acc %", "epochs", "wall s", "img/s", "trained in", "run")
 
@@ -92,7 +94,7 @@ def reproduce_png(r: dict, path: Path) -> None:
 
 def write_reproduce(r: dict, folder: Path) -> list[Path]:
     folder = Path(folder)
-    write_json(folder / "reproduce.json", r)
-    write_text(folder / "reproduce.md", reproduce_markdown(r))
-    reproduce_png(r, folder / "reproduce.png")
-    return [folder / "reproduce.json", folder / "reproduce.md", folder / "reproduce.png"]
+    Reproduce.write(folder, r)
+    write_text(folder / REPRODUCE_MD, reproduce_markdown(r))
+    reproduce_png(r, folder / REPRODUCE_PNG)
+    return [Reproduce.path(folder), folder / REPRODUCE_MD, folder / REPRODUCE_PNG]

@@ -23,16 +23,17 @@ import torch
 
 from toolkit.core.errors import ConfigError, ToolkitError
 from toolkit.core.files import sha256
-from toolkit.core.runs import CHECKPOINT, MANIFEST, ensure_writable, latest_run
 from toolkit.data import TensorLoader
 from toolkit.export.check import count_non_finite
-from toolkit.export.manifest import read_manifest, validate_manifest
+from toolkit.run.checkpoint import allow_model, load_checkpoint, trusted_spec
+from toolkit.run.folder import CHECKPOINT, DEFAULT_ROOT, MANIFEST, ensure_writable, latest_run
+from toolkit.run.manifest import read_manifest, validate_manifest
 from toolkit.targets.child import run_in_child, saved_inputs
 from toolkit.targets.formats import FORMATS, split_names, target_label
 from toolkit.targets.gates import Excess, Thresholds, fp32_excess
 from toolkit.targets.plan import Target, plan
 from toolkit.targets.runtimes import open_runtime
-from toolkit.train.checkpoint import allow_model, dataset_of, load_checkpoint, trusted_spec
+from toolkit.train.checkpoint import dataset_of
 
 
 @dataclass
@@ -131,7 +132,7 @@ def verify(
     threads: int | None = None,
     allow_modified: bool = False,
     model: str | None = None,
-    artifacts: str | os.PathLike = "artifacts",
+    artifacts: str | os.PathLike = DEFAULT_ROOT,
     write: bool = True,
 ) -> ParityResult:
     """Compare every exported file x runtime x device with eager fp32 CPU; writes parity.json/.md unless

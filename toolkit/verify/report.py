@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from toolkit.core.files import write_json, write_text
+from toolkit.core.files import write_text
 from toolkit.core.markdown import markdown_table
+from toolkit.run.folder import PARITY_MD
+from toolkit.run.records import Parity
 
 PARITY_COLUMNS = (
     "runtime",
@@ -136,6 +138,6 @@ def parity_markdown(result) -> str:
 
 def write_parity(result, run_dir: str | os.PathLike) -> tuple[Path, Path]:
     run_dir = Path(run_dir)
-    write_json(run_dir / "parity.json", result.to_dict())
-    write_text(run_dir / "parity.md", parity_markdown(result))
-    return run_dir / "parity.json", run_dir / "parity.md"
+    Parity.write(run_dir, result.to_dict())
+    write_text(run_dir / PARITY_MD, parity_markdown(result))
+    return Parity.path(run_dir), run_dir / PARITY_MD

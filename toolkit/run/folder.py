@@ -1,4 +1,5 @@
-"""Run folders: their file names, which one is the newest trained run, and claiming one for a writer.
+"""Run folders: their file names (the only place a stage finds them), which one is the newest trained run, and
+claiming one for a writer.
 
 A run folder is OUT/<run name>/ holding checkpoint.pt and what later stages add beside it. Training claims
 its folder for as long as it runs (an exclusive lock), so two runs never write into one folder; a folder
@@ -16,10 +17,17 @@ from pathlib import Path
 from toolkit.core.errors import ConfigError, RunFolderError, first_line
 from toolkit.core.files import TEMP_SUFFIX, temp_prefix
 
-CHECKPOINT = "checkpoint.pt"
-METRICS = "metrics.jsonl"  # written by every training save; folders of untrained weights have none
-SUMMARY = "summary.json"
-MANIFEST = "manifest.json"
+DEFAULT_ROOT = "artifacts"  # where runs are written, and looked for, unless --out says otherwise
+
+CHECKPOINT = "checkpoint.pt"  # train
+METRICS = "metrics.jsonl"  # train: written by every save; folders of untrained weights have none
+SUMMARY = "summary.json"  # train, when the run finished
+MANIFEST = "manifest.json"  # export
+PARITY, PARITY_MD = "parity.json", "parity.md"  # verify
+BENCH, BENCH_MD, BENCH_PNG = "bench.json", "bench.md", "bench.png"  # bench
+REPRODUCE, REPRODUCE_MD, REPRODUCE_PNG = "reproduce.json", "reproduce.md", "reproduce.png"  # reproduce
+SWEEP, SWEEP_MD = "sweep.json", "sweep.md"  # sweep: in the study's folder
+REPORT_HTML = "report.html"  # report
 TRAINING_FILES = (CHECKPOINT, METRICS, SUMMARY)
 
 
@@ -34,7 +42,7 @@ def is_trained_run(folder: Path) -> bool:
     return (folder / CHECKPOINT).is_file() and (folder / METRICS).is_file()
 
 
-def latest_run(out: str | os.PathLike = "artifacts") -> Path:
+def latest_run(out: str | os.PathLike = DEFAULT_ROOT) -> Path:
     """The trained run under `out` whose checkpoint was written last."""
     runs = [p.parent for p in Path(out).glob(f"*/{CHECKPOINT}") if is_trained_run(p.parent)]
     if not runs:

@@ -2,29 +2,17 @@
 that passed verify, at a batch size, on a device.
 
 bench's recommendation, the report's "which file to ship" and predict's `--runtime auto` all choose through
-`fastest_verified`, each re-reading parity.json at the moment it chooses: none of them can pick a file that
+`fastest_verified` (on the records' data: run/records.py reads and checks the files), each re-reading
+parity.json at the moment it chooses: none of them can pick a file that
 verify failed, whatever bench.json says (a hand-edited one, or one older than the last verify).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-PARITY = "parity.json"
-BENCH = "bench.json"
 REFERENCE = ("checkpoint", "eager")  # eager fp32 on the checkpoint: the reference, passed by definition
-
-
-def read_object(path: Path) -> dict[str, Any] | None:
-    """A JSON object from `path`, or None where it is missing, unreadable, cut short or not an object."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def verdicts(parity: dict[str, Any] | None) -> dict[tuple[str, str, str], dict[str, Any]]:

@@ -10,26 +10,33 @@ from typing import Any
 
 import torch
 
-from toolkit.core.errors import ConfigError
-from toolkit.core.files import sha256, write_json
-from toolkit.core.runs import CHECKPOINT, MANIFEST
+from toolkit.core.errors import ConfigError, first_line
+from toolkit.core.files import sha256
+from toolkit.run.folder import CHECKPOINT, MANIFEST
+from toolkit.run.records import Manifest, RecordVersionError, RunFileError
 
 
 def read_manifest(run_dir: Path) -> tuple[dict[str, Any], str | None]:
-    """(manifest, problem): an empty dict and a one-line reason when the file is missing or unreadable."""
-    path = run_dir / MANIFEST
+    """(manifest, problem): an empty dict and a one-line reason when the file is missing or unreadable; a
+    manifest of a schema version this toolkit does not read is RecordVersionError."""
+    path = Manifest.path(run_dir)
     if not path.is_file():
         return {}, f"{MANIFEST} is missing; file hashes are not checked"
     try:
-        manifest = json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         return (
             {},
             f"{MANIFEST} is unreadable ({type(exc).__name__}); file hashes are not checked; re-run toolkit export",
         )
-    if not isinstance(manifest, dict):
+    if not isinstance(data, dict):
         return {}, f"{MANIFEST} is not a JSON object; file hashes are not checked; re-run toolkit export"
-    return manifest, None
+    try:
+        return Manifest.from_dict(data, path).data, None
+    except RecordVersionError:
+        raise
+    except RunFileError as exc:
+        return {}, f"{first_line(exc).split(': ', 1)[-1].split(';')[0]}; file hashes are not checked"
 
 
 MAX_SIDE = 4096  # pixels: far above any input these models take, far below what would exhaust memory
@@ -106,7 +113,7 @@ def _agrees_with_checkpoint(manifest: dict[str, Any], path: Path, ckpt: dict[str
 def load_manifest(run_dir: Path) -> dict[str, Any]:
     """The run's validated manifest, checked against the run's checkpoint where there is one; ConfigError when
     it is missing, unreadable, invalid or not the checkpoint's."""
-    from toolkit.train.checkpoint import load_checkpoint
+    from toolkit.run.checkpoint import load_checkpoint
 
     manifest, problem = read_manifest(run_dir)
     if problem:
@@ -164,5 +171,5 @@ def update_manifest(
         "versions": {"torch": str(torch.__version__), "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    write_json(run_dir / MANIFEST, manifest)
+    Manifest.write(run_dir, manifest)
     return manifest, notes
