@@ -3,7 +3,7 @@
     python benchmarks/conformance.py [--models mobilenet_v2 ...] [--sizes 32 64] [--out artifacts/conformance]
 
 Each model is built untrained by its torchvision factory (`num_classes=10`) at each input size, exported to
-each format on its own (toolkit/verify/conformance.py) and verified on a synthetic 10-class test set at that
+each format on its own (toolkit/experiments/conformance.py) and verified on a synthetic 10-class test set at that
 size. Writes conformance.json (every cell with its figures and failure lines) and conformance.md (the table
 docs/results.md shows: one row per model x size x format, one column per runtime, and the wall time per model).
 """
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from toolkit.core.files import write_json, write_text  # noqa: E402
 from toolkit.core.machine import cpu_model  # noqa: E402
-from toolkit.verify.conformance import cell_text, conformance  # noqa: E402
+from toolkit.experiments.conformance import cell_text, conformance  # noqa: E402
 
 MODELS = (
     "mobilenet_v2",

@@ -209,7 +209,7 @@ def _bench_result(inference, peak, drift, disturbed):
 def test_a_runtime_faster_than_the_peak_is_not_called_disturbed():
     # The red team's EPYC: OpenVINO ran resnet20 at 402 GFLOP/s where torch's GEMM peaked at 203. Beating a
     # GEMM is no evidence of a busy machine; only the peak's drift or a case's own spread is.
-    from toolkit.bench.report import bench_markdown
+    from toolkit.bench.bench_files import bench_markdown
     from toolkit.bench.run import _disturbances, _share_of_peak
 
     inference = [_case(), _case("openvino", img_per_s=4000.0)]
@@ -222,7 +222,7 @@ def test_a_runtime_faster_than_the_peak_is_not_called_disturbed():
 
 
 def test_disturbed_only_with_evidence_drift_or_spread():
-    from toolkit.bench.report import bench_markdown
+    from toolkit.bench.bench_files import bench_markdown
     from toolkit.bench.run import _disturbances
 
     noisy, quiet = _case("openvino", cv=0.4), _case()

@@ -3,7 +3,7 @@ networks nobody here wrote, trained a few steps, exported format by format and v
 
 import pytest
 
-from toolkit.verify.conformance import cell_text, conformance
+from toolkit.experiments.conformance import cell_text, conformance
 
 pytest.importorskip("torchvision")
 

@@ -17,8 +17,8 @@ from tests import browser
 from tests.helpers import exported_tiny_run, unwritable
 from tests.test_cli_train import assert_one_line_error
 from toolkit.cli import app
+from toolkit.experiments.reproduce import reproduce
 from toolkit.experiments.sweep import sweep
-from toolkit.train.reproduce import reproduce
 
 runner = CliRunner()
 EVIL_RUN = "<img src=x onerror=alert(1)>"  # a legal folder name

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from tests.test_cli_train import assert_one_line_error
 from toolkit.cli import app
 from toolkit.core.stats import describe, t975
-from toolkit.train.reproduce import reproduce, summarize_seeds
+from toolkit.experiments.reproduce import reproduce, summarize_seeds
 
 runner = CliRunner()
 QUICK = dict(dataset="synthetic", limit_train=128, limit_test=64, epochs=1, device="cpu")
@@ -44,7 +44,7 @@ def test_verdicts(monkeypatch):
         }
 
     summarize = lambda accs, ref: summarize_seeds("m", [fake(a, i) for i, a in enumerate(accs)], ref, "src")  # noqa: E731
-    import toolkit.train.reproduce as r
+    import toolkit.experiments.reproduce as r
 
     monkeypatch.setattr(r, "_per_epoch", lambda run_dir: [])
     assert summarize([93.8, 94.1], 94.01)["verdict"] == "reproduced"

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from tests.test_cli_train import assert_one_line_error, run
-from toolkit.bench.time_to_accuracy import time_to_accuracy
 from toolkit.core.errors import ConfigError
+from toolkit.experiments.time_to_accuracy import time_to_accuracy
 from toolkit.export import export
 from toolkit.train import train
 

@@ -215,7 +215,7 @@ def test_quantizing_prints_no_raw_library_warnings(tmp_path):
 
 def test_an_accuracy_interval_is_clipped_to_0_100_and_says_so():
     from toolkit.core.stats import describe
-    from toolkit.train.reproduce_report import reproduce_markdown
+    from toolkit.experiments.reproduce_files import reproduce_markdown
 
     stats = describe([10.0, 90.0, 5.0], bounds=(0.0, 100.0))  # unclipped: about [-58, 128]
     assert stats["ci95"] == [0.0, 100.0] and stats["ci95_clipped"]

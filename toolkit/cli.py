@@ -234,8 +234,8 @@ def reproduce(
     Writes reproduce.json, reproduce.md and reproduce.png beside the seed folders. Running it again skips
     finished seeds and resumes an interrupted one.
     """
+    from toolkit.experiments.reproduce import reproduce as run_reproduce
     from toolkit.train.progress import PlainReporter, Reporter
-    from toolkit.train.reproduce import reproduce as run_reproduce
 
     given = dict(
         epochs=epochs,
@@ -424,7 +424,7 @@ def verify(
     from toolkit.run.folder import latest_run
     from toolkit.verify.parity import Thresholds
     from toolkit.verify.parity import verify as run_verify
-    from toolkit.verify.report import COMPACT_COLUMNS, PARITY_COLUMNS, compact_rows, parity_rows
+    from toolkit.verify.parity_files import COMPACT_COLUMNS, PARITY_COLUMNS, compact_rows, parity_rows
 
     with user_errors():
         if run_dir is None:
@@ -748,24 +748,14 @@ def bench(
     With --time-to-accuracy, trains --model (default fast-cnn) DAWNBench-style instead and writes tta.json.
     """
     if time_to_accuracy is not None:
-        _time_to_accuracy(
-            time_to_accuracy,
-            model or "fast-cnn",
-            device,
-            data_dir,
-            dataset,
-            epochs,
-            limit_train,
-            amp,
-            channels_last,
-            compile,
-            out,
-        )
+        overrides = _given(data_dir=data_dir, dataset=dataset, epochs=epochs, limit_train=limit_train, amp=amp,
+                           channels_last=channels_last, compile=compile, out=out)  # fmt: skip
+        _time_to_accuracy(time_to_accuracy, model or "fast-cnn", device, overrides)
         return
     from rich.console import Console
     from rich.table import Table
 
-    from toolkit.bench.report import INFER_COLUMNS, TRAIN_COLUMNS, inference_rows, training_rows
+    from toolkit.bench.bench_files import INFER_COLUMNS, TRAIN_COLUMNS, inference_rows, training_rows
     from toolkit.bench.run import BenchConfig, run_bench
 
     with user_errors():
@@ -802,29 +792,18 @@ def bench(
     typer.echo("wrote " + ", ".join(result["files"]))
 
 
-def _time_to_accuracy(
-    target, model, device, data_dir, dataset, epochs, limit_train, amp, channels_last, compile, out
-) -> None:
-    from toolkit.bench.time_to_accuracy import time_to_accuracy
-    from toolkit.core.files import write_json
+def _time_to_accuracy(target: float, model: str, device: list[str] | None, overrides: dict) -> None:
+    """bench --time-to-accuracy: the experiment (experiments/time_to_accuracy.py) trains; this prints it."""
+    from toolkit.experiments.time_to_accuracy import time_to_accuracy
+    from toolkit.run.folder import TIME_TO_ACCURACY
     from toolkit.train.progress import PlainReporter
 
-    overrides = _given(
-        data_dir=data_dir,
-        dataset=dataset,
-        epochs=epochs,
-        limit_train=limit_train,
-        amp=amp,
-        channels_last=channels_last,
-        compile=compile,
-        out=out,
-        device=device[0] if device else None,
-    )
     with user_errors():
         if device and len(device) > 1:
             raise ToolkitError("--time-to-accuracy takes one --device")
-        result = time_to_accuracy(target, model=model, reporter=PlainReporter(), **overrides)
-        write_json(f"{result['run_dir']}/tta.json", result)
+        if device:
+            overrides["device"] = device[0]
+        result = time_to_accuracy(target, model=model, reporter=PlainReporter(), write=True, **overrides)
     tta = result["time_to_accuracy_s"]
     verdict = (
         f"reached {result['target_accuracy']:.2f}% in {tta:.1f} s of training over {result['epochs']} epochs"
@@ -834,7 +813,7 @@ def _time_to_accuracy(
     )
     typer.echo(
         f"{model} on {result['device']}: {verdict}; evaluation {result['eval_seconds']:.1f} s and warm-up "
-        f"{result['warmup_seconds']:.1f} s not counted -> {result['run_dir']}/tta.json"
+        f"{result['warmup_seconds']:.1f} s not counted -> {result['run_dir']}/{TIME_TO_ACCURACY}"
     )
 
 

@@ -251,7 +251,7 @@ def run_bench(
     }
     result["recommendation"] = recommend(result, run)
     if write:
-        from toolkit.bench.report import write_bench
+        from toolkit.bench.bench_files import write_bench
 
         result["files"] = [str(f) for f in write_bench(result, run)]
     return result

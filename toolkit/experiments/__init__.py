@@ -1,4 +1,6 @@
-"""Experiments: hyperparameter sweeps on Optuna (`toolkit sweep`) and what has been run (`toolkit runs`)."""
+"""Experiments: what orchestrates the stages. Sweeps on Optuna (`toolkit sweep`), reproductions of a recipe over
+seeds (`toolkit reproduce`), the conformance table (train, export and verify every model), time to accuracy,
+and what has been run (`toolkit runs`)."""
 
 from toolkit.experiments.runs import RunRow, compare_runs, list_runs
 from toolkit.experiments.sweep import default_space, sweep

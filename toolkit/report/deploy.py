@@ -177,7 +177,7 @@ def bench(run: RunFiles) -> str:
     notes = "".join(f"<li>{esc(n)}</li>" for n in b.get("notes") or [])
     train = ""
     if b.get("training"):
-        from toolkit.bench.report import TRAIN_COLUMNS, training_rows
+        from toolkit.bench.bench_files import TRAIN_COLUMNS, training_rows
 
         train = "<h4>Training steps</h4>" + table(TRAIN_COLUMNS, training_rows(b))
     return (

@@ -27,6 +27,7 @@ PARITY, PARITY_MD = "parity.json", "parity.md"  # verify
 BENCH, BENCH_MD, BENCH_PNG = "bench.json", "bench.md", "bench.png"  # bench
 REPRODUCE, REPRODUCE_MD, REPRODUCE_PNG = "reproduce.json", "reproduce.md", "reproduce.png"  # reproduce
 SWEEP, SWEEP_MD = "sweep.json", "sweep.md"  # sweep: in the study's folder
+TIME_TO_ACCURACY = "tta.json"  # bench --time-to-accuracy
 REPORT_HTML = "report.html"  # report
 TRAINING_FILES = (CHECKPOINT, METRICS, SUMMARY)
 

@@ -233,7 +233,7 @@ def verify(
         notes,
     )
     if write:
-        from toolkit.verify.report import write_parity
+        from toolkit.verify.parity_files import write_parity
 
         write_parity(result, run_dir)
     return result

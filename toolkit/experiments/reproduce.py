@@ -57,7 +57,7 @@ def reproduce(
     result["data_provenance"] = provenance(base.dataset, base.data_dir)  # checked now, for every seed's files
     result.update(folder=str(folder), config={k: v for k, v in base.to_dict().items() if k not in ("seed", "run_name")})
     if write:
-        from toolkit.train.reproduce_report import write_reproduce
+        from toolkit.experiments.reproduce_files import write_reproduce
 
         result["files"] = [str(f) for f in write_reproduce(result, folder)]
     return result

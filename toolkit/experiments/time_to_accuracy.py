@@ -15,15 +15,24 @@ from typing import Any
 from toolkit.bench.train_step import toolkit_loop
 from toolkit.core.device import pick_device
 from toolkit.core.errors import ConfigError
+from toolkit.core.files import write_json
 from toolkit.data import load_dataset
+from toolkit.run.folder import TIME_TO_ACCURACY
 from toolkit.train.loop import train
 from toolkit.train.progress import Reporter
 
 
 def time_to_accuracy(
-    target: float, *, model: str = "fast-cnn", warmup_steps: int = 5, reporter: Reporter | None = None, **overrides: Any
+    target: float,
+    *,
+    model: str = "fast-cnn",
+    warmup_steps: int = 5,
+    reporter: Reporter | None = None,
+    write: bool = False,
+    **overrides: Any,
 ) -> dict[str, Any]:
-    """`target` as a fraction (0.94) or percent (94); `overrides` are TrainConfig fields."""
+    """`target` as a fraction (0.94) or percent (94); `overrides` are TrainConfig fields. `write`: also to the
+    run folder's tta.json."""
     percent = target * 100 if target <= 1 else target
     if not 0 < percent <= 100:
         raise ConfigError(f"--time-to-accuracy must be a fraction in (0, 1] or a percent, got {target}")
@@ -55,7 +64,7 @@ def time_to_accuracy(
     result = train(model=model, stop_at_accuracy=percent, reporter=reporter, **{**overrides, "device": device})
     metrics = result.metrics
     train_s = sum(m["train_seconds"] for m in metrics)
-    return {
+    found = {
         "model": model,
         "target_accuracy": percent,
         "reached": result.summary["reached_target"],
@@ -75,3 +84,6 @@ def time_to_accuracy(
         "run_dir": str(result.run_dir),
         "per_epoch": [{k: m[k] for k in ("epoch", "test_acc", "train_seconds")} for m in metrics],
     }
+    if write:
+        write_json(result.run_dir / TIME_TO_ACCURACY, found)
+    return found
