@@ -13,7 +13,7 @@ import torch
 
 from toolkit.bench.timing import percentile
 from toolkit.export import export
-from toolkit.targets.formats import FORMATS, TARGETS, target_label
+from toolkit.targets.formats import FORMATS, target_label, targets
 from toolkit.targets.runtimes import open_runtime, runtime_class
 from toolkit.train.checkpoint import write_untrained
 
@@ -32,7 +32,7 @@ def run_dir(tmp_path_factory):
 
 @pytest.mark.parametrize("batch", [1, 32, 256])
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
-@pytest.mark.parametrize(("fmt", "runtime"), TARGETS, ids=[f"{r}[{f}]" for f, r in TARGETS])
+@pytest.mark.parametrize(("fmt", "runtime"), targets(), ids=[f"{r}[{f}]" for f, r in targets()])
 def test_inference(benchmark, run_dir, fmt, runtime, device, batch):
     if device == "cuda" and not torch.cuda.is_available():
         pytest.skip("no CUDA device")

@@ -1,4 +1,5 @@
-"""toolkit: train CIFAR CNNs, export them to TorchScript and ONNX, verify runtimes agree, benchmark them.
+"""toolkit: train CIFAR CNNs, export them to every format in the registry (`toolkit formats`), verify every
+runtime agrees, benchmark them.
 
 Every CLI command is one call here:
 

@@ -7,21 +7,25 @@ keeps its traceback. Heavy packages load inside the commands, so `toolkit --help
 from __future__ import annotations
 
 import contextlib
+import inspect
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from toolkit.core.errors import ToolkitError
 from toolkit.run.folder import DEFAULT_ROOT
+from toolkit.targets import formats as registry  # the registries load without torch: help texts come from them
+from toolkit.targets.runtimes import RUNTIMES
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # help texts show defaults as [recipe], [auto]: plain text, not markup
-    help="Train CIFAR CNNs, export them to TorchScript/ONNX, verify runtimes agree, benchmark them.",
+    help=f"Train CIFAR CNNs, export them ({registry.summary_of_formats()}), verify every runtime agrees "
+    f"({', '.join(RUNTIMES)}), benchmark them.",
 )
 
 
@@ -76,21 +80,25 @@ LimitTest = Annotated[Optional[int], Opt(help="Use the first N test images [all]
 Threads = Annotated[Optional[int], Opt(help="CPU threads for every runtime [all cores].")]
 Runtimes = Annotated[
     Optional[list[str]],
-    Opt(
-        "--runtime",
-        metavar="RUNTIME",
-        help="Runtime; repeat for several (see `toolkit formats`) [every installed one].",
-    ),
+    Opt("--runtime", metavar="RUNTIME", help=f"{' | '.join(RUNTIMES)}; repeat for several [every installed one]."),
 ]
-Formats = Annotated[
-    Optional[list[str]],
-    Opt(
-        "--format",
-        metavar="FORMAT",
-        help="Format, comma-separated or repeated (see `toolkit formats`), or a set: default, fp32, all [default: "
-        "torchscript,onnx for export; every exported file for verify].",
-    ),
-]
+
+
+def _formats_option() -> Any:
+    """--format, its help listing the registry's formats and sets as they are when the command line is built."""
+    sets = registry.format_sets()
+    return Annotated[
+        Optional[list[str]],
+        Opt(
+            "--format",
+            metavar="FORMAT",
+            help=f"{', '.join(registry.export_formats())}, comma-separated or repeated, or a set: {', '.join(sets)} "
+            f"(see `toolkit formats`) [export: {','.join(sets['default'])}; verify, bench: every exported file].",
+        ),
+    ]
+
+
+Formats = _formats_option()
 Out = Annotated[Optional[str], Opt(help="Artifacts folder [artifacts].")]
 TERMINAL_COLUMNS = 100  # tables print this wide; --wide prints every column (the run's .md files have them all)
 Wide = Annotated[bool, Opt("--wide", help="Print every column (wider than 100 characters).")]
@@ -302,51 +310,38 @@ def models():
 def formats():
     """List the formats export writes, the runtimes that read each, and what is installed here."""
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
-    from toolkit.targets.formats import EXPORT_FORMATS, FORMAT_SETS, FORMATS
+    from toolkit.targets.formats import FORMATS, export_formats, format_sets
     from toolkit.targets.runtimes import runtime_class
 
-    table = Table("format", "file", "precision", "runtimes (x: not installed here)", "in sets")
-    for name in EXPORT_FORMATS:
+    table = Table("precision", "runtimes (x: not installed here)", "in sets")
+    for i, column in enumerate(("format", "file")):  # names the user types: never cut
+        table.columns.insert(i, Column(column, no_wrap=True, min_width=len(column)))
+    for name in export_formats():
         f = FORMATS[name]
         readers = [r if runtime_class(r).unavailable_reason("cpu") is None else f"{r} (x)" for r in f.runtimes]
         if f.missing():
             readers.append(f"writer needs {f.requires}")
-        sets = ", ".join(k for k, v in FORMAT_SETS.items() if name in v)
+        sets = ", ".join(k for k, v in format_sets().items() if name in v)
         table.add_row(name, f.filename, f.precision, ", ".join(readers), sets)
-    Console().print(table)
+    Console(width=max(Console().width, TERMINAL_COLUMNS)).print(table)
 
 
-@app.command()
-def export(
+def _export(
     source: Annotated[
         Optional[str], typer.Argument(help="Run folder or checkpoint [newest trained run in artifacts/].")
     ] = None,
     format: Formats = None,
-    exporter: Annotated[
-        Optional[str], Opt(help="ONNX exporter: dynamo | torchscript (torch.onnx.export dynamo=) [dynamo].")
-    ] = None,
-    opset: Annotated[
-        Optional[int], Opt(help="ONNX opset (20 writes GELU as one node, which OpenCV needs) [20].")
-    ] = None,
-    ts_mode: Annotated[Optional[str], Opt(help="TorchScript: trace | script [trace].")] = None,
-    calibration_images: Annotated[
-        Optional[int], Opt(help="onnx-int8, pte-int8: training images to calibrate on [1024].")
-    ] = None,
-    int8_preset: Annotated[
-        Optional[str],
-        Opt(help="onnx-int8: auto (from the CPU) | u8s8-rr | s8s8 | u8s8 (activations x weights) [auto]."),
-    ] = None,
-    calibration: Annotated[Optional[str], Opt(help="onnx-int8: minmax | percentile | entropy [minmax].")] = None,
     data_dir: DataDir = None,
     threads: Threads = None,
     model: TrustModel = None,
+    **writer_options: Any,
 ):
-    """Export a run (TorchScript, ONNX, torch.export, AOTInductor, ExecuTorch; fp32, INT8, fp16); each file is
-    re-loaded and checked against eager first."""
+    """Export a run to every format in the registry (see `toolkit formats`); each file is re-loaded and checked
+    against eager first."""
     from toolkit.export import export as run_export
-    from toolkit.run.folder import latest_run
+    from toolkit.run.folder import MANIFEST, latest_run
 
     with user_errors():
         if source is None:
@@ -356,17 +351,7 @@ def export(
             source,
             format,
             progress=typer.echo,
-            **_given(
-                exporter=exporter,
-                opset=opset,
-                ts_mode=ts_mode,
-                calibration_images=calibration_images,
-                int8_preset=int8_preset,
-                calibration=calibration,
-                data_dir=data_dir,
-                threads=threads,
-                model=model,
-            ),
+            **_given(data_dir=data_dir, threads=threads, model=model, **writer_options),
         )
     for fmt, path in result.files.items():
         c = result.checks[fmt]
@@ -383,7 +368,42 @@ def export(
         )
     for note in result.notes:
         typer.echo(f"note: {note}")
-    typer.echo(f"manifest: {result.run_dir / 'manifest.json'}")
+    typer.echo(f"manifest: {result.run_dir / MANIFEST}")
+
+
+class _RegistryCommand:
+    """A command whose options are read from the format registry each time the command line is built (typer
+    reads `__signature__`): a format added to the registry brings its writer's options, declared once on its
+    Format, and its name in --format's help, with nothing here edited."""
+
+    def __init__(self, fn):
+        self.fn, self.__name__, self.__doc__, self.__module__ = fn, fn.__name__, fn.__doc__, fn.__module__
+
+    def __call__(self, **kwargs: Any) -> Any:
+        return self.fn(**kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        base = inspect.signature(self.fn, eval_str=True)
+        fixed = [p for p in base.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        fixed = [p.replace(annotation=_formats_option()) if p.name == "format" else p for p in fixed]
+        options = [
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[Optional[option.type], Opt(help=registry.option_help(option, formats))],
+            )
+            for name, (option, formats) in registry.writer_options().items()
+        ]
+        return base.replace(parameters=[*fixed, *options])
+
+    @property
+    def __annotations__(self) -> dict[str, Any]:
+        return {p.name: p.annotation for p in self.__signature__.parameters.values()}
+
+
+app.command("export")(_RegistryCommand(_export))
 
 
 @app.command()
@@ -485,9 +505,7 @@ def predict(
     run: Annotated[Optional[str], Opt(help="Run folder with exports [newest trained run in artifacts/].")] = None,
     runtime: Annotated[
         str,
-        Opt(
-            help="auto | eager | torchscript | onnxruntime | openvino | opencv [auto: bench's verified pick, else onnxruntime]."
-        ),
+        Opt(help=f"auto | {' | '.join(RUNTIMES)} [auto: bench's verified pick, else onnxruntime]."),
     ] = "auto",
     format: Annotated[
         Optional[str], Opt(help="File to load, by format, e.g. onnx-int8 [the runtime's fp32 file].")
@@ -718,6 +736,7 @@ def bench(
         ),
     ] = None,
     runtime: Runtimes = None,
+    format: Formats = None,
     device: Devices = None,
     batch_sizes: Annotated[Optional[str], Opt(help="Comma-separated inference batch sizes [1,32,256].")] = None,
     threads: Threads = None,
@@ -761,6 +780,7 @@ def bench(
     with user_errors():
         cfg = BenchConfig(
             runtimes=tuple(runtime) if runtime else None,
+            formats=tuple(registry.split_names(format)) if format else None,
             devices=tuple(device) if device else None,
             **_given(
                 batch_sizes=_int_list(batch_sizes, "--batch-sizes") if batch_sizes is not None else None,

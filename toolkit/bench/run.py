@@ -44,6 +44,7 @@ CV_LIMIT = 0.25
 @dataclass(frozen=True)
 class BenchConfig:
     runtimes: tuple[str, ...] | None = None  # None: every runtime whose file the run has
+    formats: tuple[str, ...] | None = None  # None: every file the run has (eager fp32 is timed all the same)
     devices: tuple[str, ...] | None = None  # None: every available device
     batch_sizes: tuple[int, ...] = DEFAULT_BATCHES  # images per inference call
     threads: int | None = None  # CPU threads for every runtime; None: all logical cores
@@ -115,7 +116,7 @@ def _refuse_foreign(run: Path) -> None:
 
 
 def _inference_specs(run: Path, cfg: BenchConfig, threads: int, notes: list[str], input_shape: list[int]) -> list[dict]:
-    found = plan(run, runtimes=cfg.runtimes, devices=cfg.devices, reference=True, timing=True)
+    found = plan(run, cfg.formats, cfg.runtimes, cfg.devices, reference=True, timing=True)
     notes.extend(found.skipped)  # not installed, or not timed, and why
     specs = []
     for target in found.targets:

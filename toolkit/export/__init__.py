@@ -1,4 +1,4 @@
-"""Export a trained run to TorchScript and ONNX (fp32, INT8, fp16); each file is re-loaded and checked first.
+"""Export a trained run to every format in the registry (fp32, INT8, fp16); each file is re-loaded and checked first.
 
 Each export is written to a temporary file beside its final name, re-loaded by its runtime in a process of
 its own (a crash there is an error that names it), compared with eager PyTorch (check.py), and only then
@@ -22,7 +22,6 @@ from toolkit.core.errors import ConfigError, Interrupted, ToolkitError
 from toolkit.core.files import atomic_path, sha256
 from toolkit.export.check import ExportError, check_batches, compare_with_eager, example_inputs
 from toolkit.export.disk import expected_bytes, no_room
-from toolkit.export.onnx import DEFAULT_OPSET
 from toolkit.run.checkpoint import allow_model, load_checkpoint, model_from_checkpoint, resolve_checkpoint
 from toolkit.run.folder import (
     DEFAULT_ROOT,
@@ -36,17 +35,18 @@ from toolkit.run.manifest import update_manifest
 from toolkit.targets.child import run_in_child
 from toolkit.targets.formats import (
     DEFAULT_FORMATS,
-    EXPORT_FORMATS,
     FORMATS,
     expand_formats,
+    export_formats,
     get_format,
     target_label,
     validator,
     writer,
+    writer_options,
 )
 from toolkit.targets.gates import Thresholds
 
-__all__ = ["DEFAULT_FORMATS", "EXPORT_FORMATS", "ExportError", "ExportResult", "export"]
+__all__ = ["DEFAULT_FORMATS", "ExportError", "ExportResult", "export"]
 
 
 @dataclass
@@ -62,22 +62,20 @@ def export(
     source: str | os.PathLike | None = None,
     formats: str | tuple[str, ...] | None = None,
     *,
-    exporter: str = "dynamo",
-    opset: int = DEFAULT_OPSET,
-    ts_mode: str = "trace",
     atol: float = Thresholds.atol,
     rtol: float = Thresholds.rtol,
-    calibration_images: int = 1024,
-    int8_preset: str = "auto",
-    calibration: str = "minmax",
     data_dir: str | None = None,
     threads: int | None = None,
     model: str | None = None,
     artifacts: str | os.PathLike = DEFAULT_ROOT,
     progress: Callable[[str], None] = lambda line: None,
+    **options: Any,
 ) -> ExportResult:
     """Export the run folder or checkpoint `source` (default: the newest trained run under `artifacts`) to
     `formats`: names, a comma-separated string, or a set (default, fp32, all: targets/formats.py).
+
+    `options` are the writers' options, as the formats declare them (`toolkit formats`, `export --help`:
+    opset, calibration_images, ...); one no format declares is an error, never ignored.
 
     Low-precision formats (onnx-int8, onnx-int8-dynamic, onnx-fp16) are made from the run's model.onnx,
     written first in the same call or by an earlier one; static INT8 calibrates on the run's training
@@ -88,21 +86,14 @@ def export(
     specs = sorted((get_format(f) for f in dict.fromkeys(formats)), key=lambda f: f.source is not None)
     if not (atol >= 0 and rtol >= 0):
         raise ConfigError(f"tolerances must be >= 0, got atol {atol} and rtol {rtol}")
-    options = {
-        "exporter": exporter,
-        "opset": opset,
-        "ts_mode": ts_mode,
-        "calibration_images": calibration_images,
-        "int8_preset": int8_preset,
-        "calibration": calibration,
-        "data_dir": data_dir,
-    }
-    for name in EXPORT_FORMATS:  # every writer's options, asked for or not: a typo is an error, never ignored
+    options = _writer_options(options)
+    options["data_dir"] = data_dir
+    for name in export_formats():  # every writer's options, asked for or not: a typo is an error, never ignored
         validator(FORMATS[name])(**options)
     ckpt_path = resolve_checkpoint(source if source is not None else latest_run(artifacts))
     run_dir = ckpt_path.parent
     # A killed export (or save) leaves a hidden temp file, as large as the model: gone before new ones are made.
-    remove_stale_temps_if_idle(run_dir, (*TRAINING_FILES, *(FORMATS[n].filename for n in EXPORT_FORMATS)))
+    remove_stale_temps_if_idle(run_dir, (*TRAINING_FILES, *(FORMATS[n].filename for n in export_formats())))
     for spec in specs:
         src = FORMATS[spec.source] if spec.source else None
         if src and src.name not in formats and not (run_dir / src.filename).is_file():
@@ -141,7 +132,7 @@ def _export_one(spec, model, ckpt, ckpt_path, batches, options, atol, rtol, thre
     started = time.perf_counter()
     if spec.source:
         options["source_path"] = run_dir / FORMATS[spec.source].filename
-    progress(f"{spec.name}: writing {spec.filename}{_SLOW.get(spec.name, '')}")
+    progress(f"{spec.name}: writing {spec.filename}" + (f" ({spec.note})" if spec.note else ""))
     with atomic_path(final) as tmp:
         runtime_name = spec.runtimes[0]
         label = f"{target_label(spec.name, runtime_name, 'cpu')} ({spec.filename})"
@@ -172,12 +163,18 @@ def _export_one(spec, model, ckpt, ckpt_path, batches, options, atol, rtol, thre
     result.notes += replaced
 
 
-# What the user waits for, said before it starts.
-_SLOW = {
-    "aoti": " (AOTInductor compiles C++ for this CPU: 20 s to a few minutes)",
-    "pte": " (lowering to XNNPACK)",
-    "pte-int8": " (calibrating and lowering to XNNPACK)",
-}
+def _writer_options(given: dict[str, Any]) -> dict[str, Any]:
+    """Every option the registry's writers declare, at its default unless `given`; ConfigError for a name no
+    format declares or a value of the wrong type."""
+    declared = writer_options()
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise ConfigError(
+            f"unknown export option {unknown[0]!r}; the formats' writers take: {', '.join(declared) or 'none'}"
+        )
+    for name, value in given.items():
+        declared[name][0].check(value)
+    return {name: given.get(name, option.default) for name, (option, _) in declared.items()}
 
 
 make_callable(__name__, export)

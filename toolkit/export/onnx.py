@@ -19,11 +19,12 @@ from torch import nn
 
 from toolkit.core.errors import ConfigError, first_line
 from toolkit.export.check import ExportError
+from toolkit.targets.formats import OPSET
 
 EXPORTERS = ("dynamo", "torchscript")
 # Opset 20 writes GELU as one Gelu node; at 18 the dynamo exporter writes Div/Erf/Add/Mul/Mul, which
-# OpenCV 5.0.0's importer crashes on (SIGSEGV). onnxruntime and OpenVINO read both.
-DEFAULT_OPSET = 20
+# OpenCV 5.0.0's importer crashes on (SIGSEGV). onnxruntime and OpenVINO read both. (Declared in the registry.)
+DEFAULT_OPSET = OPSET.default
 MIN_OPSET = {"dynamo": 18, "torchscript": 13}
 
 

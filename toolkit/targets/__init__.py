@@ -3,36 +3,7 @@
 formats.py and runtimes.py are the registries (one line per format, one per runtime); gates.py holds what
 each precision promises; plan.py decides what runs and what is skipped and why; child.py runs a runtime in
 a process of its own. export, verify, bench and predict take all of this from here.
+
+Nothing is imported here: the registries load without torch, so the command line's help texts, which are
+built from them, stay quick.
 """
-
-from toolkit.targets.formats import (
-    DEFAULT_FORMATS,
-    EXPORT_FORMATS,
-    FORMAT_SETS,
-    FORMATS,
-    Format,
-    expand_formats,
-    primary_format,
-    target_label,
-)
-from toolkit.targets.gates import Thresholds
-from toolkit.targets.plan import Plan, Target, plan
-from toolkit.targets.runtimes import RUNTIMES, open_runtime, runtime_class
-
-__all__ = [
-    "DEFAULT_FORMATS",
-    "EXPORT_FORMATS",
-    "FORMATS",
-    "FORMAT_SETS",
-    "RUNTIMES",
-    "Format",
-    "Plan",
-    "Target",
-    "Thresholds",
-    "expand_formats",
-    "open_runtime",
-    "plan",
-    "primary_format",
-    "runtime_class",
-    "target_label",
-]

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Protocol
-
-import torch
+from typing import TYPE_CHECKING, Protocol
 
 from toolkit.core.errors import ConfigError
+
+if TYPE_CHECKING:  # the registries import this module: `toolkit --help` loads no torch
+    import torch
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from toolkit.core.device import available_devices
 from toolkit.core.errors import ConfigError, DeviceError
 from toolkit.run.folder import CHECKPOINT, MANIFEST
 from toolkit.run.records import Manifest
-from toolkit.targets.formats import FORMATS, TARGETS, Format, primary_format, runs_here, target_label
+from toolkit.targets.formats import FORMATS, Format, primary_format, runs_here, target_label, targets
 from toolkit.targets.runtimes import check_runtime, runtime_class
 
 REFERENCE = ("checkpoint", "eager", "cpu")  # what every other target is compared with
@@ -34,7 +34,7 @@ class Target:
     @property
     def options(self) -> dict[str, Any]:
         """What the runtime is opened with for this file (eager's autocast dtype for checkpoint-bf16)."""
-        return dict(self.format.options)
+        return dict(self.format.runtime_options)
 
     @property
     def is_reference(self) -> bool:
@@ -65,7 +65,8 @@ def plan(
 
     What was named and cannot run is an error (a format or a runtime's own file not exported, a device not
     here, a runtime not installed for a device named with it); what was not named is skipped with its
-    reason. `reference` keeps eager fp32 CPU in the list; `timing` drops the pairs bench does not time."""
+    reason. `reference` keeps eager fp32 CPU in the list (whatever `formats` names: what bench compares
+    with); `timing` drops the pairs bench does not time."""
     run_dir = Path(run_dir)
     formats, runtimes, devices = (list(v) if v else None for v in (formats, runtimes, devices))
     present = available_devices()
@@ -87,9 +88,10 @@ def plan(
         if line not in result.skipped:
             result.skipped.append(line)
 
-    for fmt_name, name in TARGETS:
+    for fmt_name, name in targets():
         fmt = FORMATS[fmt_name]
-        if (runtimes and name not in runtimes) or (formats and fmt_name not in formats):
+        is_reference = reference and (fmt_name, name) == REFERENCE[:2]
+        if (runtimes and name not in runtimes) or (formats and fmt_name not in formats and not is_reference):
             continue
         path = run_dir / fmt.filename
         if not path.is_file():

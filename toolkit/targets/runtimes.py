@@ -8,10 +8,12 @@ times with --variants, by the runtime's class (Runtime.variants).
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolkit.core.errors import ConfigError
-from toolkit.runtimes.base import Runtime
+
+if TYPE_CHECKING:  # the registry is read by `toolkit --help`: no torch until a runtime is opened
+    from toolkit.runtimes.base import Runtime
 
 RUNTIME_CLASSES = {
     "eager": "toolkit.runtimes.eager:EagerRuntime",
