@@ -87,7 +87,7 @@ def build_report(paths: list[str | os.PathLike] | None = None, out: str | os.Pat
     c = collect(list(paths or []))
     out = Path(out) if out is not None else c.roots[0] / REPORT
     check_out_path(out)
-    if not c:
+    if not c and not c.notes:  # only damaged files: a page of notes naming them, not "no runs"
         where = ", ".join(str(r) for r in c.roots)
         raise ConfigError(
             f"no runs under {where} (no metrics.jsonl, parity.json, bench.json, reproduce.json or sweep.json); "

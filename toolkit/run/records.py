@@ -187,7 +187,7 @@ class Manifest(Record):
 
     FILE, WRITER = MANIFEST, "toolkit export"
     files: dict[str, Any]
-    source_checkpoint: dict[str, Any]
+    source_checkpoint: dict[str, Any] | None = None  # required where a file is trusted: validate_manifest
     input: dict[str, Any] | None = None
     classes: list[Any] | None = None
     num_classes: int | None = None
