@@ -7,8 +7,10 @@ keeps its traceback. Heavy packages load inside the commands, so `toolkit --help
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -18,6 +20,7 @@ from toolkit.core.errors import ToolkitError
 from toolkit.run.folder import DEFAULT_ROOT
 from toolkit.targets import formats as registry  # the registries load without torch: help texts come from them
 from toolkit.targets.runtimes import RUNTIMES
+from toolkit.train.config import TrainConfig  # its fields only: torch loads when a command runs
 
 app = typer.Typer(
     add_completion=False,
@@ -47,36 +50,53 @@ AllowModified = Annotated[
 ]
 
 
-Device = Annotated[Optional[str], Opt(help="auto (cuda > mps > cpu) | cpu | cuda[:N] | mps [auto].")]
+# TrainConfig declares its own options (train/config.py, `option`): their type and help come from there.
+_TRAIN_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+_OPTION_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+TRAIN_OPTIONS = tuple(name for name, f in _TRAIN_FIELDS.items() if "help" in f.metadata)
+
+
+def train_option(name: str) -> Any:
+    """The command-line option of TrainConfig field `name`, as the field declares it."""
+    f = _TRAIN_FIELDS[name]
+    kind = _OPTION_TYPES[str(f.type).removesuffix(" | None")]
+    flag = name.replace("_", "-")
+    return Annotated[
+        Optional[kind], Opt(*((f"--{flag}/--no-{flag}",) if kind is bool else ()), help=f.metadata["help"])
+    ]
+
+
+Device, Dataset, DataDir, LimitTrain, LimitTest = map(
+    train_option, ("device", "dataset", "data_dir", "limit_train", "limit_test")
+)
 Devices = Annotated[
     Optional[list[str]],
     Opt("--device", metavar="DEVICE", help="cpu | cuda | mps; repeat for several [every available one]."),
 ]
-DataDir = Annotated[
-    Optional[str],
-    Opt(
-        help="Folder holding cifar-10-batches-py/, or an image folder's train/ test/ [the run's, else "
-        "$TOOLKIT_DATA or ./data]."
-    ),
-]
-Dataset = Annotated[Optional[str], Opt(help="cifar10 | cifar100 | synthetic | imagefolder [cifar10].")]
 ModelArgs = Annotated[
     Optional[list[str]],
     Opt("--model-arg", metavar="KEY=VALUE", help="A factory model's keyword argument (a TOML value); repeat."),
 ]
-ImageSize = Annotated[
-    Optional[int], Opt(help="Input side in pixels; image folders are resized and centre-cropped to it [the images'].")
-]
-OnBadImage = Annotated[
-    Optional[str], Opt(help="fail | skip: an unreadable file in an image folder stops the run, or is left out [fail].")
-]
+# A run folder: the argument every command that reads one takes, under one name.
+Run = Annotated[Optional[str], typer.Argument(metavar="RUN", help="Run folder [the newest trained run in artifacts/].")]
+
+
+def _run_or_newest(run: str | None, err: bool = False) -> str:
+    """The run folder given, or the newest trained run under artifacts/, said on the terminal."""
+    if run is not None:
+        return run
+    from toolkit.run.folder import latest_run
+
+    newest = str(latest_run())
+    typer.echo(f"using the newest trained run: {newest}", err=err)
+    return newest
+
+
 # A checkpoint of a model built by a factory outside the registry is rebuilt only when the user names it again.
 TrustModel = Annotated[
     Optional[str],
     Opt("--model", help="The run's model factory (package.module:function), named to allow importing it."),
 ]
-LimitTrain = Annotated[Optional[int], Opt(help="Use the first N training images [all].")]
-LimitTest = Annotated[Optional[int], Opt(help="Use the first N test images [all].")]
 Threads = Annotated[Optional[int], Opt(help="CPU threads for every runtime [all cores].")]
 Runtimes = Annotated[
     Optional[list[str]],
@@ -99,21 +119,48 @@ def _formats_option() -> Any:
 
 
 Formats = _formats_option()
-Out = Annotated[Optional[str], Opt(help="Artifacts folder [artifacts].")]
 TERMINAL_COLUMNS = 100  # tables print this wide; --wide prints every column (the run's .md files have them all)
 Wide = Annotated[bool, Opt("--wide", help="Print every column (wider than 100 characters).")]
 
 # The speed switches: left out, each is decided by timing on this machine (toolkit/train/speed.py).
-Amp = Annotated[
-    Optional[str],
-    Opt(help="Autocast: auto | off | bf16 | fp16 (fp16 adds a GradScaler) [auto: the recipe's, if faster here]."),
-]
-ChannelsLast = Annotated[
-    Optional[bool], Opt("--channels-last/--no-channels-last", help="NHWC memory format [auto: timed].")
-]
-Compile = Annotated[
-    Optional[bool], Opt("--compile/--no-compile", help="torch.compile the model [auto: when it repays].")
-]
+Amp, ChannelsLast, Compile = map(train_option, ("amp", "channels_last", "compile"))
+
+
+class _DerivedCommand:
+    """A command whose options are declared elsewhere, once: TrainConfig's fields for `train`, the format
+    registry's writer options for `export`. typer reads `__signature__` each time it builds the command line,
+    so what is declared there (a format a plug-in registers included) is what the command takes and --help
+    shows. `replace` rebuilds a fixed parameter's option the same way (--format's list of formats)."""
+
+    def __init__(
+        self, fn, options: Callable[[], list[inspect.Parameter]], first: bool = False, **replace: Callable[[], Any]
+    ):
+        self.fn, self.options, self.first, self.replace = fn, options, first, replace
+        self.__name__, self.__doc__, self.__module__ = fn.__name__, fn.__doc__, fn.__module__
+
+    def __call__(self, **kwargs: Any) -> Any:
+        return self.fn(**kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        base = inspect.signature(self.fn, eval_str=True)
+        fixed = [
+            p.replace(annotation=self.replace[p.name]()) if p.name in self.replace else p
+            for p in base.parameters.values()
+            if p.kind is not inspect.Parameter.VAR_KEYWORD
+        ]
+        derived = self.options()
+        return base.replace(parameters=[*derived, *fixed] if self.first else [*fixed, *derived])
+
+    @property
+    def __annotations__(self) -> dict[str, Any]:
+        return {p.name: p.annotation for p in self.__signature__.parameters.values()}
+
+
+def _keyword(name: str, annotation: Any) -> inspect.Parameter:
+    # Positional-or-keyword (every one has a default): typer makes it an option either way, and it may then
+    # come before the fixed parameters, as train's do.
+    return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=annotation)
 
 
 def _given(**options):
@@ -121,47 +168,14 @@ def _given(**options):
     return {k: v for k, v in options.items() if v is not None}
 
 
-@app.command()
-def train(
-    model: Annotated[
-        Optional[str],
-        Opt(help="Registry model or plugin (see `toolkit models`), or any package.module:factory [tutorial-cnn]."),
-    ] = None,
+def _train(
     model_arg: ModelArgs = None,
-    epochs: Annotated[Optional[float], Opt(help="Epochs [recipe]; a fraction ends the last one early.")] = None,
-    batch_size: Annotated[Optional[int], Opt(help="Global batch size [recipe].")] = None,
-    lr: Annotated[Optional[float], Opt(help="Peak learning rate [recipe].")] = None,
-    optimizer: Annotated[Optional[str], Opt(help="adam | adamw | sgd [recipe].")] = None,
-    weight_decay: Annotated[Optional[float], Opt(help="Weight decay [recipe].")] = None,
-    momentum: Annotated[Optional[float], Opt(help="SGD momentum [recipe].")] = None,
-    schedule: Annotated[Optional[str], Opt(help="constant | multistep | cosine | onecycle [recipe].")] = None,
-    label_smoothing: Annotated[Optional[float], Opt(help="Label smoothing [recipe].")] = None,
-    augment: Annotated[Optional[bool], Opt("--augment/--no-augment", help="Crop+flip [recipe].")] = None,
-    normalize: Annotated[Optional[bool], Opt("--normalize/--no-normalize", help="Mean/std [recipe].")] = None,
-    device: Device = None,
-    dataset: Dataset = None,
-    data_dir: DataDir = None,
-    image_size: ImageSize = None,
-    on_bad_image: OnBadImage = None,
-    download: Annotated[
-        Optional[bool], Opt("--download/--no-download", help="Try torchvision's download if missing [yes].")
-    ] = None,
-    limit_train: LimitTrain = None,
-    limit_test: LimitTest = None,
-    val_size: Annotated[
-        Optional[int], Opt(help="Hold out N training images (stratified, fixed by --seed) for validation.")
-    ] = None,
-    seed: Annotated[Optional[int], Opt(help="Seed for weights, shuffling and augmentation [0].")] = None,
-    out: Annotated[Optional[str], Opt(help="Output folder; the run goes to OUT/RUN_NAME [artifacts].")] = None,
-    run_name: Annotated[Optional[str], Opt(help="Run folder name [MODEL-YYYYmmdd-HHMMSS-xxxx].")] = None,
     resume: Annotated[Optional[str], Opt(help="Continue from this checkpoint or run folder.")] = None,
-    amp: Amp = None,
-    channels_last: ChannelsLast = None,
-    compile: Compile = None,
     progress: Annotated[str, Opt(help="auto | bar | plain | none.")] = "auto",
     config: Annotated[
         Optional[str], Opt(help="TOML or JSON file of TrainConfig fields; options given here override it.")
     ] = None,
+    **given: Any,
 ):
     """Train a model on CIFAR-10/100, your image folder or a synthetic set; writes checkpoint.pt, metrics.jsonl,
     summary.json.
@@ -173,34 +187,6 @@ def train(
     from toolkit.train.loop import train as run_training
     from toolkit.train.progress import PlainReporter, Reporter, RichReporter
 
-    given = dict(
-        model=model,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        optimizer=optimizer,
-        weight_decay=weight_decay,
-        momentum=momentum,
-        schedule=schedule,
-        label_smoothing=label_smoothing,
-        augment=augment,
-        normalize=normalize,
-        device=device,
-        dataset=dataset,
-        data_dir=data_dir,
-        image_size=image_size,
-        on_bad_image=on_bad_image,
-        download=download,
-        limit_train=limit_train,
-        limit_test=limit_test,
-        val_size=val_size,
-        seed=seed,
-        out=out,
-        run_name=run_name,
-        amp=amp,
-        channels_last=channels_last,
-        compile=compile,
-    )
     if progress == "auto":
         progress = "bar" if sys.stdout.isatty() else "plain"
     reporter = {"bar": RichReporter, "plain": PlainReporter, "none": Reporter}.get(progress)
@@ -219,6 +205,11 @@ def train(
             run_training(base, resume=resume, reporter=rep, **_given(**given))
         finally:
             rep.close()
+
+
+app.command("train")(
+    _DerivedCommand(_train, lambda: [_keyword(name, train_option(name)) for name in TRAIN_OPTIONS], first=True)
+)
 
 
 @app.command()
@@ -329,9 +320,7 @@ def formats():
 
 
 def _export(
-    source: Annotated[
-        Optional[str], typer.Argument(help="Run folder or checkpoint [newest trained run in artifacts/].")
-    ] = None,
+    run: Run = None,
     format: Formats = None,
     data_dir: DataDir = None,
     threads: Threads = None,
@@ -341,14 +330,11 @@ def _export(
     """Export a run to every format in the registry (see `toolkit formats`); each file is re-loaded and checked
     against eager first."""
     from toolkit.export import export as run_export
-    from toolkit.run.folder import MANIFEST, latest_run
+    from toolkit.run.folder import MANIFEST
 
     with user_errors():
-        if source is None:
-            source = str(latest_run())
-            typer.echo(f"using the newest trained run: {source}")
         result = run_export(
-            source,
+            _run_or_newest(run),
             format,
             progress=typer.echo,
             **_given(data_dir=data_dir, threads=threads, model=model, **writer_options),
@@ -371,44 +357,21 @@ def _export(
     typer.echo(f"manifest: {result.run_dir / MANIFEST}")
 
 
-class _RegistryCommand:
-    """A command whose options are read from the format registry each time the command line is built (typer
-    reads `__signature__`): a format added to the registry brings its writer's options, declared once on its
-    Format, and its name in --format's help, with nothing here edited."""
-
-    def __init__(self, fn):
-        self.fn, self.__name__, self.__doc__, self.__module__ = fn, fn.__name__, fn.__doc__, fn.__module__
-
-    def __call__(self, **kwargs: Any) -> Any:
-        return self.fn(**kwargs)
-
-    @property
-    def __signature__(self) -> inspect.Signature:
-        base = inspect.signature(self.fn, eval_str=True)
-        fixed = [p for p in base.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-        fixed = [p.replace(annotation=_formats_option()) if p.name == "format" else p for p in fixed]
-        options = [
-            inspect.Parameter(
-                name,
-                inspect.Parameter.KEYWORD_ONLY,
-                default=None,
-                annotation=Annotated[Optional[option.type], Opt(help=registry.option_help(option, formats))],
-            )
+app.command("export")(
+    _DerivedCommand(
+        _export,
+        lambda: [
+            _keyword(name, Annotated[Optional[option.type], Opt(help=registry.option_help(option, formats))])
             for name, (option, formats) in registry.writer_options().items()
-        ]
-        return base.replace(parameters=[*fixed, *options])
-
-    @property
-    def __annotations__(self) -> dict[str, Any]:
-        return {p.name: p.annotation for p in self.__signature__.parameters.values()}
-
-
-app.command("export")(_RegistryCommand(_export))
+        ],
+        format=_formats_option,
+    )
+)
 
 
 @app.command()
 def verify(
-    run_dir: Annotated[Optional[str], typer.Argument(help="Run folder [newest trained run in artifacts/].")] = None,
+    run: Run = None,
     runtime: Runtimes = None,
     device: Devices = None,
     format: Formats = None,
@@ -441,17 +404,14 @@ def verify(
     from rich.console import Console
     from rich.table import Table
 
-    from toolkit.run.folder import latest_run
+    from toolkit.run.folder import PARITY, PARITY_MD
     from toolkit.verify.parity import Thresholds
     from toolkit.verify.parity import verify as run_verify
     from toolkit.verify.parity_files import COMPACT_COLUMNS, PARITY_COLUMNS, compact_rows, parity_rows
 
     with user_errors():
-        if run_dir is None:
-            run_dir = str(latest_run())
-            typer.echo(f"using the newest trained run: {run_dir}")
         result = run_verify(
-            run_dir,
+            _run_or_newest(run),
             runtimes=runtime,
             devices=device,
             formats=format,
@@ -488,10 +448,10 @@ def verify(
     Console(width=200 if wide else TERMINAL_COLUMNS).print(table)
     for note in result.notes:
         typer.echo(f"note: {note}")
-    typer.echo(f"wrote {result.run_dir / 'parity.json'} and {result.run_dir / 'parity.md'}")
+    typer.echo(f"wrote {result.run_dir / PARITY} and {result.run_dir / PARITY_MD}")
     if not wide:
         typer.echo(
-            f"every figure: {result.run_dir / 'parity.md'} (or --wide); `toolkit report {result.run_dir}` draws it"
+            f"every figure: {result.run_dir / PARITY_MD} (or --wide); `toolkit report {result.run_dir}` draws it"
         )
     if not result:
         for line in result.failures:
@@ -502,7 +462,7 @@ def verify(
 @app.command()
 def predict(
     images: Annotated[list[str], typer.Argument(help="Image files or folders of them (PNG, JPEG, ...).")],
-    run: Annotated[Optional[str], Opt(help="Run folder with exports [newest trained run in artifacts/].")] = None,
+    run: Annotated[Optional[str], Opt(help="Run folder [the newest trained run in artifacts/].")] = None,
     runtime: Annotated[
         str,
         Opt(help=f"auto | {' | '.join(RUNTIMES)} [auto: bench's verified pick, else onnxruntime]."),
@@ -519,15 +479,11 @@ def predict(
     """Classify images with an exported model; exit 1 if any file could not be classified."""
     from toolkit.predict import predict as run_predict
     from toolkit.predict import to_json_lines
-    from toolkit.run.folder import latest_run
 
     with user_errors():
-        if run is None:
-            run = str(latest_run())
-            typer.echo(f"using the newest trained run: {run}", err=True)
         result = run_predict(
             images,
-            run_dir=run,
+            run_dir=_run_or_newest(run, err=True),  # stdout is the answers
             runtime=runtime,
             format=format,
             top_k=top_k,
@@ -690,9 +646,9 @@ def runs(
 
 @app.command()
 def report(
-    paths: Annotated[
+    run: Annotated[
         Optional[list[str]],
-        typer.Argument(metavar="RUN_OR_FOLDER", help="Run folders, or folders that hold runs [artifacts]."),
+        typer.Argument(metavar="RUN...", help="Run folders, or folders that hold runs [artifacts]."),
     ] = None,
     out: Annotated[Optional[str], Opt(help="The HTML file to write [report.html in the first folder].")] = None,
     open_page: Annotated[bool, Opt("--open", help="Open the page in the default browser.")] = False,
@@ -702,7 +658,7 @@ def report(
     from toolkit.report import build_report
 
     with user_errors():
-        result = build_report(paths, out)
+        result = build_report(run, out)
     for note in result.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(f"wrote {result.path}: {len(result.sections)} sections ({', '.join(result.sections)})")
@@ -725,13 +681,11 @@ def _int_list(text: str, option: str) -> tuple[int, ...]:
 
 @app.command()
 def bench(
-    run_dir: Annotated[
-        Optional[str], typer.Argument(help="Run folder with exports [newest run in artifacts/].")
-    ] = None,
+    run: Run = None,
     model: Annotated[
         Optional[str],
         Opt(
-            help="Alone: benchmark a fresh (untrained) model of this name or factory; with RUN_DIR: the run's "
+            help="Alone: benchmark a fresh (untrained) model of this name or factory; with RUN: the run's "
             "factory, named to allow importing it."
         ),
     ] = None,
@@ -793,7 +747,7 @@ def bench(
                 train_steps=train_steps,
             ),
         )
-        result = run_bench(run_dir, model=model, config=cfg, out=out, progress=typer.echo)
+        result = run_bench(run, model=model, config=cfg, out=out, progress=typer.echo)
     console = Console(width=200)
     table = Table(*INFER_COLUMNS, title=f"{result['model']} inference ({result['machine']['cpu_model']})")
     for row in inference_rows(result):

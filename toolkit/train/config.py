@@ -8,7 +8,7 @@ import math
 import secrets
 import sys
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,8 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
-from toolkit.data import BAD_IMAGE_POLICIES, DATASETS, native_image_size
-from toolkit.models import Recipe, get_spec
-from toolkit.models.external import check_arg_value, short_name
+# The data and model registries (and torch behind them) load inside the methods that check against them: the
+# command line builds `toolkit train`'s options from this class, and its help must not wait for torch.
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "multistep", "cosine", "onecycle", "warmup-linear")
@@ -33,27 +32,45 @@ AUTO = "auto"  # a speed switch left to the speed policy (speed.py)
 SPEED_SWITCHES = ("amp", "channels_last", "compile")  # the TrainConfig fields the policy may decide
 
 
+def option(default: Any, help: str) -> Any:
+    """A field `toolkit train` offers as --NAME (a bool as --NAME/--no-NAME), `help` its one help text: the
+    option is declared here, once, and the command line is built from it (cli.py, train_option)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    model: str = "tutorial-cnn"  # a registry name, a toolkit.models entry point, or package.module:factory
+    model: str = option(
+        "tutorial-cnn", "Registry model or plugin (see `toolkit models`), or any package.module:factory [tutorial-cnn]."
+    )
     model_args: dict[str, Any] | None = None  # a factory's keyword arguments (--model-arg key=value)
-    dataset: str = "cifar10"  # cifar10 | cifar100 | synthetic | imagefolder
-    data_dir: str | None = None  # None: $TOOLKIT_DATA or ./data
-    image_size: int | None = None  # pixels per side of the network's input; None: the data set's own size
-    on_bad_image: str = "fail"  # imagefolder: fail (list them) | skip (leave them out, listed in the summary)
-    download: bool = True  # try torchvision's download when the set is missing
+    dataset: str = option("cifar10", "cifar10 | cifar100 | synthetic | imagefolder [cifar10].")
+    data_dir: str | None = option(
+        None,
+        "Folder holding cifar-10-batches-py/, or an image folder's train/ test/ "
+        "[the run's, else $TOOLKIT_DATA or ./data].",
+    )
+    image_size: int | None = option(
+        None, "Input side in pixels; image folders are resized and centre-cropped to it [the images']."
+    )
+    on_bad_image: str = option(
+        "fail",
+        "fail | skip: an unreadable file in an image folder stops the run, or is "
+        "left out (listed in the summary) [fail].",
+    )
+    download: bool = option(True, "Try torchvision's download when the data set is missing [yes].")
     # Recipe fields: None means "the registry's value for this model".
-    epochs: float | None = None  # a fraction (9.9) ends the last epoch early
-    batch_size: int | None = None  # global: images per optimizer step over all ranks
-    lr: float | None = None
-    optimizer: str | None = None
-    weight_decay: float | None = None
-    momentum: float | None = None
+    epochs: float | None = option(None, "Epochs [recipe]; a fraction ends the last one early.")
+    batch_size: int | None = option(None, "Global batch size: images per optimizer step over all ranks [recipe].")
+    lr: float | None = option(None, "Peak learning rate [recipe].")
+    optimizer: str | None = option(None, "adam | adamw | sgd [recipe].")
+    weight_decay: float | None = option(None, "Weight decay [recipe].")
+    momentum: float | None = option(None, "SGD momentum [recipe].")
     nesterov: bool | None = None
-    schedule: str | None = None
-    label_smoothing: float | None = None
-    augment: bool | None = None
-    normalize: bool | None = None
+    schedule: str | None = option(None, "constant | multistep | cosine | onecycle | warmup-linear [recipe].")
+    label_smoothing: float | None = option(None, "Label smoothing [recipe].")
+    augment: bool | None = option(None, "Random crop and flip [recipe].")
+    normalize: bool | None = option(None, "Subtract the mean, divide by the std [recipe].")
     drop_last: bool | None = None
     crop_padding: int | None = None
     crop_pad_mode: str | None = None
@@ -69,24 +86,29 @@ class TrainConfig:
     tta: str | None = None
     amp_allowed: tuple[str, ...] | None = None  # autocast precisions the policy may choose
     # Run
-    device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda[:N] | mps
-    limit_train: int | None = None  # first N training images only
-    limit_test: int | None = None  # first N test images only
-    val_size: int | None = None  # hold out N training images (stratified, fixed by the seed) as a validation set
+    device: str = option("auto", "auto (cuda > mps > cpu) | cpu | cuda[:N] | mps [auto].")
+    limit_train: int | None = option(None, "Use the first N training images [all].")
+    limit_test: int | None = option(None, "Use the first N test images [all].")
+    val_size: int | None = option(None, "Hold out N training images (stratified, fixed by --seed) for validation.")
     test_eval: bool = True  # False: the test set is not even loaded (a sweep's trials see validation only)
-    seed: int = 0
-    out: str = DEFAULT_ROOT
-    run_name: str | None = None  # None: <model>-<YYYYmmdd-HHMMSS>-<4 random hex digits>, unique per start
+    seed: int = option(0, "Seed for weights, shuffling and augmentation [0].")
+    out: str = option(DEFAULT_ROOT, f"Folder of runs; a run goes to OUT/RUN_NAME [{DEFAULT_ROOT}].")
+    run_name: str | None = option(None, "Run folder name [MODEL-YYYYmmdd-HHMMSS-xxxx].")
     eval_batch_size: int = 1000  # images per evaluation batch (no effect on results)
     stop_at_accuracy: float | None = None  # percent; stop after the first epoch whose test accuracy reaches it
     # Speed switches: "auto"/None leave one to the speed policy (speed.py), which times the candidates on this
     # machine; a started run records the concrete choice, so exports, reports and a resume know it.
-    amp: str = AUTO  # auto | off | bf16 | fp16 (fp16 uses a GradScaler)
-    channels_last: bool | None = None  # None: auto
-    compile: bool | None = None  # torch.compile the training model; None: auto
+    amp: str = option(
+        AUTO, "Autocast: auto | off | bf16 | fp16 (fp16 adds a GradScaler) [auto: the recipe's, if faster here]."
+    )
+    channels_last: bool | None = option(None, "NHWC memory format [auto: timed].")
+    compile: bool | None = option(None, "torch.compile the model [auto: when it repays].")
 
     def resolved(self) -> TrainConfig:
         """Fill recipe fields from the registry, name the run, and validate everything."""
+        from toolkit.models import get_spec
+        from toolkit.models.external import short_name
+
         spec = get_spec(self.model, self.model_args)
         recipe = asdict(spec.recipe)
         filled = {k: recipe[k] for k in recipe if getattr(self, k) is None}
@@ -99,6 +121,9 @@ class TrainConfig:
         return cfg
 
     def validate(self) -> None:
+        from toolkit.data import BAD_IMAGE_POLICIES, DATASETS, native_image_size
+        from toolkit.models.external import check_arg_value
+
         positive = {
             "batch_size": self.batch_size,
             "eval_batch_size": self.eval_batch_size,
@@ -166,6 +191,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         """From a checkpoint's train_config; recipe fields it predates get the neutral Recipe() defaults."""
+        from toolkit.models import Recipe
+
         known = {f.name for f in fields(cls)}
         values = {k: _tuples(v) for k, v in d.items() if k in known}
         neutral = asdict(Recipe())
@@ -251,6 +278,8 @@ def typed_value(where: str, key: str, value: Any, annotation: str) -> Any:
             raise wrong("a string")
         return value
     if base == "dict[str, Any]":
+        from toolkit.models.external import check_arg_value
+
         if not isinstance(value, dict):
             raise wrong("a table (model_args = { num_classes = 10 })")
         return {k: check_arg_value(k, v) for k, v in value.items()}
