@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,7 @@ import numpy as np
 import torch
 
 from toolkit.core.errors import DataError, first_line
-
-DATASETS = ("cifar10", "cifar100", "synthetic", "imagefolder")
+from toolkit.data.imageset import ImageSet, default_data_dir
 
 # Published per-channel statistics of the CIFAR-10 training set (RGB, pixel values in [0, 1]).
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -57,97 +56,16 @@ _LAYOUTS = {
 }
 
 
-@dataclass(frozen=True)
-class ImageSet:
-    """A labelled image set held in memory."""
-
-    name: str
-    images: torch.Tensor  # uint8, (N, 3, H, W), RGB
-    labels: torch.Tensor  # int64, (N,)
-    classes: tuple[str, ...]
-    info: dict[str, Any] = field(default_factory=dict)  # where it came from (image folders: files, skipped, ...)
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    @property
-    def image_size(self) -> int:
-        return int(self.images.shape[-1])
-
-    def subset(self, limit: int | None) -> ImageSet:
-        if limit is None or limit >= len(self):
-            return self
-        return ImageSet(self.name, self.images[:limit], self.labels[:limit], self.classes, self.info)
+def stats(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The published per-channel (mean, std) of a CIFAR training set."""
+    return (CIFAR100_MEAN, CIFAR100_STD) if name == "cifar100" else (CIFAR10_MEAN, CIFAR10_STD)
 
 
-def default_data_dir() -> Path:
-    return Path(os.environ.get("TOOLKIT_DATA", "data"))
-
-
-def normalization(
-    dataset: str, normalize: bool, train_set: ImageSet | None = None
-) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) applied after scaling pixels to [0, 1]; identity when the recipe does not normalise.
-
-    CIFAR's are the published figures; an image folder's are computed on its training images (`train_set`).
-    """
-    if not normalize or dataset == "synthetic":
-        return (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
-    if dataset == "imagefolder":
-        from toolkit.data.imagefolder import channel_stats
-
-        if train_set is None:
-            raise DataError("an image folder's mean and std come from its training images; none were given")
-        return channel_stats(train_set.images)
-    return (CIFAR100_MEAN, CIFAR100_STD) if dataset == "cifar100" else (CIFAR10_MEAN, CIFAR10_STD)
-
-
-def native_image_size(dataset: str) -> int | None:
-    """The input side a data set comes at, or None where --image-size chooses (image folders, synthetic)."""
-    return 32 if dataset in _LAYOUTS else None
-
-
-def load_dataset(
-    name: str,
-    train: bool,
-    data_dir: str | os.PathLike | None = None,
-    *,
-    limit: int | None = None,
-    download: bool = True,
-    seed: int = 0,
-    image_size: int | None = None,
-    classes: tuple[str, ...] | None = None,
-    on_bad_image: str = "fail",
-    progress=None,
-    split: str | None = None,
+def load(
+    name: str, train: bool, data_dir: str | os.PathLike | None, *, limit: int | None, download: bool, **_: Any
 ) -> ImageSet:
-    """Load `name` (cifar10, cifar100, synthetic or imagefolder); the first `limit` rows when given.
-
-    Image folders: `split` (train, val, test; default from `train`), `image_size` (None: the images' own side),
-    `classes` (the training set's, which the split must match), `on_bad_image`, `progress` (a line callback).
-    """
-    if name == "synthetic":
-        from toolkit.data.synthetic import synthetic
-
-        size = limit if limit is not None else (4096 if train else 1024)
-        return synthetic(size, train=train, seed=seed, image_size=image_size or 32)
-    if name == "imagefolder":
-        from toolkit.data.imagefolder import read_split
-
-        root = Path(data_dir) if data_dir is not None else default_data_dir()
-        return read_split(
-            root,
-            split or ("train" if train else "test"),
-            image_size,
-            classes=classes,
-            on_bad_image=on_bad_image,
-            limit=limit,
-            progress=progress,
-        )
-    if name not in _LAYOUTS:
-        raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}")
-    folder = find_or_download(name, data_dir, download=download)
-    return read_cifar(folder, name, train).subset(limit)
+    """CIFAR-10/100's training or test set, from `data_dir` (downloaded there when missing and allowed)."""
+    return read_cifar(find_or_download(name, data_dir, download=download), name, train).subset(limit)
 
 
 def find_or_download(name: str, data_dir: str | os.PathLike | None, *, download: bool) -> Path:
@@ -264,10 +182,6 @@ def provenance(name: str, data_dir: str | os.PathLike | None) -> dict:
     The copy built from ../shared/data/cifar10 keeps the labels and batches.meta exact but most pixels went
     through JPEG, so its accuracies run a little below published ones; the caller says so beside a figure.
     """
-    if name == "synthetic":
-        return {"dataset": name, "official": False, "note": "synthetic data (no published figure applies)"}
-    if name == "imagefolder":
-        return {"dataset": name, "official": False, "note": f"image folder {data_dir}"}
     import hashlib
 
     import torchvision.datasets as tvd

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from toolkit.core.errors import DataError
-from toolkit.data.cifar import ImageSet
 from toolkit.data.decode import load_array
+from toolkit.data.imageset import ImageSet, default_data_dir
 
 SPLITS = ("train", "val", "test")
 BAD_IMAGE_POLICIES = ("fail", "skip")
@@ -295,3 +295,13 @@ def write_split(data: ImageSet, root: str | os.PathLike, split: str) -> Path:
     for i, label in enumerate(data.labels.tolist()):
         Image.fromarray(pixels[i]).save(folder / data.classes[label] / f"{i:05d}.png")
     return folder
+
+
+def load(
+    name: str, train: bool, data_dir=None, *, limit, image_size, classes, on_bad_image, progress, split, **_
+) -> ImageSet:
+    """The registry's reader: a split of the image folder `data_dir` (default: $TOOLKIT_DATA or ./data)."""
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    split = split or ("train" if train else "test")
+    return read_split(root, split, image_size, classes=classes, on_bad_image=on_bad_image, limit=limit,
+                      progress=progress)  # fmt: skip

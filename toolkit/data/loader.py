@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
-from toolkit.data.cifar import ImageSet
+from toolkit.data.imageset import ImageSet
 
 
 def _generator(*keys: int) -> torch.Generator:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from toolkit.core.errors import ConfigError
-from toolkit.data.cifar import ImageSet
+from toolkit.data.imageset import ImageSet
 
 
 def stratified_split(data: ImageSet, val_size: int, seed: int) -> tuple[ImageSet, ImageSet]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from toolkit.core.errors import DataError
-from toolkit.data.cifar import ImageSet
+from toolkit.data.imageset import ImageSet
 
 
 def synthetic(size: int, *, train: bool = True, seed: int = 0, num_classes: int = 10, image_size: int = 32) -> ImageSet:
@@ -25,3 +25,11 @@ def synthetic(size: int, *, train: bool = True, seed: int = 0, num_classes: int 
     images = (0.6 * templates[labels] + 0.4 * noise).round().clamp(0, 255).to(torch.uint8)
     classes = tuple(f"class{i}" for i in range(num_classes))
     return ImageSet("synthetic", images, labels, classes)
+
+
+def load(
+    name: str, train: bool, data_dir=None, *, limit: int | None, seed: int, image_size: int | None, **_
+) -> ImageSet:
+    """The registry's reader: 4,096 training or 1,024 test images unless `limit` says otherwise."""
+    size = limit if limit is not None else (4096 if train else 1024)
+    return synthetic(size, train=train, seed=seed, image_size=image_size or 32)
