@@ -18,6 +18,7 @@ from toolkit.experiments import sweep
 from toolkit.run.checkpoint import load_checkpoint
 
 sweep_module = importlib.import_module("toolkit.experiments.sweep")  # the package's `sweep` is the function
+sweep_storage = importlib.import_module("toolkit.experiments.sweep_storage")
 
 runner = CliRunner()
 SYNTH = dict(dataset="synthetic", limit_train=256, val_size=64, epochs=2, device="cpu")
@@ -149,7 +150,7 @@ def test_a_trial_whose_worker_went_silent_is_failed_and_run_again(tmp_path):
     # the next trial any worker starts fails it and queues its configuration again.
     folder = tmp_path / "sweeps" / "lost"
     folder.mkdir(parents=True)
-    storage = sweep_module._storage(f"sqlite:///{folder / 'study.db'}", grace=2)
+    storage = sweep_storage.open_storage(f"sqlite:///{folder / 'study.db'}", grace=2)
     study = optuna.create_study(study_name="lost", storage=storage, direction="maximize")
     lr = sweep_module.default_space("tutorial-cnn")["lr"]
     with warnings.catch_warnings():
@@ -244,7 +245,7 @@ def test_two_threads_never_claim_one_queued_trial(tmp_path):
 
     from optuna.trial import TrialState
 
-    storage = sweep_module._storage(f"sqlite:///{tmp_path / 'race.db'}")
+    storage = sweep_storage.open_storage(f"sqlite:///{tmp_path / 'race.db'}")
     study = optuna.create_study(study_name="race", storage=storage)
     doubles = 0
     for _ in range(60):

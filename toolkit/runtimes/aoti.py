@@ -16,10 +16,9 @@ from pathlib import Path
 
 import torch
 
-from toolkit.core.device import pick_device, synchronize
 from toolkit.core.errors import ConfigError, ToolkitError, first_line
 from toolkit.core.machine import isa_extensions
-from toolkit.runtimes.base import Runtime
+from toolkit.runtimes.torch_device import TorchDeviceRuntime
 
 
 def package_metadata(path) -> dict[str, str]:
@@ -49,40 +48,26 @@ def refusal(meta: dict[str, str], device: str) -> str | None:
     return None
 
 
-class AotiRuntime(Runtime):
+class AotiRuntime(TorchDeviceRuntime):
     name = "aoti"
     devices = ("cpu", "cuda")
+    provider = "AOTInductor, torch"
 
     def __init__(self, path, device="cpu", threads=None):
-        super().__init__(path, device, threads)
         self.metadata = package_metadata(path)
         if why := refusal(self.metadata, device):
             raise ConfigError(f"{path}: {why}; re-run `toolkit export <run> --format aoti` on this machine")
-        self.torch_device = pick_device(device)
-        if threads:
-            torch.set_num_threads(threads)  # Inductor's CPU kernels use OpenMP, which this sets
+        super().__init__(path, device, threads)
+
+    def load(self, path):
         # "No CUDA runtime is found": torch.utils.cpp_extension's warning on a CPU-only machine, not ours to show.
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 # From bytes: Inductor warns about names not ending in .pt2, such as export's temp file.
-                self.model = torch._inductor.aoti_load_package(io.BytesIO(Path(path).read_bytes()))
+                return torch._inductor.aoti_load_package(io.BytesIO(Path(path).read_bytes()))
         except Exception as exc:
             raise ToolkitError(
                 f"{path}: AOTInductor cannot load it ({first_line(exc)}); re-run toolkit export"
             ) from None
-
-    @torch.inference_mode()
-    def run(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x.to(self.torch_device)).float().cpu()
-        synchronize(self.torch_device)
-        return out
-
-    def describe(self):
-        return {
-            "runtime": self.name,
-            "device": self.device,
-            "provider": f"AOTInductor, torch {torch.__version__}",
-            "threads": torch.get_num_threads(),
-        }

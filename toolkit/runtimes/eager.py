@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import torch
-
-from toolkit.core.device import native_half_precisions, pick_device, synchronize
-from toolkit.core.precision import autocast
+from toolkit.core.device import native_half_precisions
 from toolkit.run.checkpoint import load_checkpoint, model_from_checkpoint
-from toolkit.runtimes.base import Runtime
+from toolkit.runtimes.torch_device import TorchDeviceRuntime
 
 
-class EagerRuntime(Runtime):
+class EagerRuntime(TorchDeviceRuntime):
     name = "eager"
     devices = ("cpu", "cuda", "mps")
+    switches = ("channels_last", "amp")
 
     @classmethod
     def variants(cls, fmt, device):
@@ -25,32 +23,12 @@ class EagerRuntime(Runtime):
         return found
 
     def __init__(self, path, device="cpu", threads=None, *, channels_last: bool = False, amp: str = "off"):
-        super().__init__(path, device, threads)
-        self.torch_device = pick_device(device)
-        if threads:
-            torch.set_num_threads(threads)
+        super().__init__(path, device, threads, amp=amp, channels_last=channels_last)
+
+    def load(self, path):
         self.checkpoint = load_checkpoint(path)
-        self.model = model_from_checkpoint(self.checkpoint).to(self.torch_device)
-        self.channels_last, self.amp = channels_last, amp
-        if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        return model_from_checkpoint(self.checkpoint).to(self.torch_device)
 
-    @torch.inference_mode()
-    def run(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.torch_device)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(self.torch_device, self.amp):
-            out = self.model(x).float().cpu()
-        synchronize(self.torch_device)
-        return out
-
-    def describe(self):
-        return {
-            "runtime": self.name,
-            "device": self.device,
-            "provider": f"torch {torch.__version__}",
-            "threads": torch.get_num_threads(),
-            "channels_last": self.channels_last,
-            "amp": self.amp,
-        }
+    @property
+    def model(self):
+        return self.module

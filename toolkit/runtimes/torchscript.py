@@ -10,43 +10,25 @@ import warnings
 
 import torch
 
-from toolkit.core.device import pick_device, synchronize
 from toolkit.core.errors import ToolkitError, first_line
-from toolkit.core.precision import autocast
-from toolkit.runtimes.base import Runtime
+from toolkit.runtimes.torch_device import TorchDeviceRuntime
 
 
-class TorchScriptRuntime(Runtime):
+class TorchScriptRuntime(TorchDeviceRuntime):
     name = "torchscript"
     devices = ("cpu", "cuda")
+    provider = "torch.jit"
+    switches = ("amp",)  # the frozen graph honours autocast: bf16/fp16 here runs its convolutions in that type
 
     def __init__(self, path, device="cpu", threads=None, *, amp: str = "off"):
-        super().__init__(path, device, threads)
-        self.amp = amp  # the frozen graph honours autocast: bf16/fp16 here runs its convolutions in that type
-        self.torch_device = pick_device(device)
-        if threads:
-            torch.set_num_threads(threads)
+        super().__init__(path, device, threads, amp=amp)
+
+    def load(self, path):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self.module = torch.jit.load(str(path), map_location=self.torch_device).eval()
+                return torch.jit.load(str(path), map_location=self.torch_device).eval()
         except Exception as exc:
             raise ToolkitError(
                 f"{path}: not a loadable TorchScript file ({first_line(exc)}); re-run toolkit export"
             ) from None
-
-    @torch.inference_mode()
-    def run(self, x: torch.Tensor) -> torch.Tensor:
-        with autocast(self.torch_device, self.amp):
-            out = self.module(x.to(self.torch_device)).float().cpu()
-        synchronize(self.torch_device)
-        return out
-
-    def describe(self):
-        return {
-            "runtime": self.name,
-            "device": self.device,
-            "provider": f"torch.jit {torch.__version__}",
-            "threads": torch.get_num_threads(),
-            "amp": self.amp,
-        }
