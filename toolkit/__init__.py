@@ -16,9 +16,7 @@ packages toolkit.train, toolkit.export and toolkit.verify are themselves callabl
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from toolkit.core.lazy import lazy_attributes
 from toolkit.core.version import __version__
 
 _LAZY = {
@@ -41,12 +39,7 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'toolkit' has no attribute {name!r}")
-    module, _, attr = _LAZY[name].partition(":")
-    value = importlib.import_module(module)
-    return getattr(value, attr) if attr else value
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 def __dir__() -> list[str]:

@@ -7,13 +7,11 @@ Readers are named by import string, so a data set's packages load only where it 
 
 from __future__ import annotations
 
-import importlib
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from toolkit.core.errors import DataError
+from toolkit.core.lazy import load_object as _load
 from toolkit.data.imageset import ImageSet
 
 
@@ -40,11 +38,6 @@ DATASETS: dict[str, DataSource] = {
                    note="image folder"),
     ]
 }  # fmt: skip
-
-
-def _load(target: str) -> Callable[..., Any]:
-    module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)
 
 
 def source(name: str) -> DataSource:

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolkit.core.errors import ConfigError
+from toolkit.core.lazy import load_object
 from toolkit.run.folder import CHECKPOINT
 from toolkit.targets.gates import GATES, Gate
-from toolkit.targets.runtimes import check_runtime, load_object
+from toolkit.targets.runtimes import check_runtime
 
 # onnxruntime's CPU provider has no fp16 kernels: it wraps each node in casts back to fp32. The answers are
 # right (verify checks them) but the speed says nothing about fp16, so bench does not time it.

@@ -7,10 +7,10 @@ times with --variants, by the runtime's class (Runtime.variants).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from toolkit.core.errors import ConfigError
+from toolkit.core.lazy import load_object
 
 if TYPE_CHECKING:  # the registry is read by `toolkit --help`: no torch until a runtime is opened
     from toolkit.runtimes.base import Runtime
@@ -26,12 +26,6 @@ RUNTIME_CLASSES = {
     "executorch": "toolkit.runtimes.executorch:ExecuTorchRuntime",
 }
 RUNTIMES = tuple(RUNTIME_CLASSES)
-
-
-def load_object(target: str) -> Any:
-    """The object a "module:attribute" string names."""
-    module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)
 
 
 def check_runtime(name: str) -> None:

@@ -6,26 +6,21 @@ use: the command line reads TrainConfig's fields for its options without loading
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from toolkit.core.callable_module import make_callable
+from toolkit.core.lazy import lazy_attributes
 
 _LAZY = {
-    "TrainConfig": "toolkit.train.config",
-    "evaluate": "toolkit.train.evaluation",
-    "TrainResult": "toolkit.train.loop",
-    "TrainState": "toolkit.train.loop",
-    "prepare": "toolkit.train.loop",
-    "train": "toolkit.train.loop",
+    "TrainConfig": "toolkit.train.config:TrainConfig",
+    "evaluate": "toolkit.train.evaluation:evaluate",
+    "TrainResult": "toolkit.train.loop:TrainResult",
+    "TrainState": "toolkit.train.loop:TrainState",
+    "prepare": "toolkit.train.loop:prepare",
+    "train": "toolkit.train.loop:train",
 }
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'toolkit.train' has no attribute {name!r}")
-    return getattr(importlib.import_module(_LAZY[name]), name)
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 def _train(*args: Any, **kwargs: Any) -> Any:
