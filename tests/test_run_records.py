@@ -100,3 +100,33 @@ def test_a_newer_file_is_one_line_exit_1_and_nothing_written(tmp_path, deployed,
     if name in (PARITY, BENCH):  # what predict's auto choice joins
         assert_one_line_error(run("predict", image, "--run", folder, "--json"), name, upgrade)
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
+
+
+def test_no_file_outside_the_run_package_names_a_run_file_by_its_string():
+    """A run file's name is a constant in run/folder.py; a stage that spells it out again would drift from it.
+    Docstrings and comments may name the files; code may not."""
+    import ast
+    from pathlib import Path
+
+    import toolkit
+    from toolkit.run import folder
+
+    names = {v for k, v in vars(folder).items() if k.isupper() and isinstance(v, str) and "." in v[1:]}
+    assert {"parity.json", "bench.json", "metrics.jsonl", "checkpoint.pt"} <= names
+    root = Path(toolkit.__file__).parent
+    found = []
+    for path in root.rglob("*.py"):
+        if path.parent.name == "run":
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                found += [f"{path.relative_to(root)}:{node.lineno} {n}" for n in names if n in node.value]
+    assert not found, found

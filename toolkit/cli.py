@@ -17,7 +17,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from toolkit.core.errors import ToolkitError
-from toolkit.run.folder import DEFAULT_ROOT
+from toolkit.run.folder import BEST_TOML, DEFAULT_ROOT, MANIFEST, REPORT_HTML, STUDY_DB, SWEEP, SWEEP_MD, SWEEPS
 from toolkit.targets import formats as registry  # the registries load without torch: help texts come from them
 from toolkit.targets.runtimes import RUNTIMES
 from toolkit.train.config import TrainConfig  # its fields only: torch loads when a command runs
@@ -46,7 +46,7 @@ Opt = typer.Option
 # Options that more than one command takes, declared once.
 AllowModified = Annotated[
     bool,
-    Opt("--allow-modified", help="Use files whose sha256 differs from manifest.json (judged on their figures)."),
+    Opt("--allow-modified", help=f"Use files whose sha256 differs from {MANIFEST} (judged on their figures)."),
 ]
 
 
@@ -515,7 +515,7 @@ def sweep(
     val_size: Annotated[int, Opt(help="Training images held out for scoring (stratified).")] = 5000,
     study: Annotated[Optional[str], Opt(help="Study name [MODEL-sweep].")] = None,
     storage: Annotated[
-        Optional[str], Opt(help="Database URL Optuna accepts [sqlite in OUT/sweeps/STUDY/study.db].")
+        Optional[str], Opt(help=f"Database URL Optuna accepts [sqlite in OUT/{SWEEPS}/STUDY/{STUDY_DB}].")
     ] = None,
     pruner: Annotated[str, Opt(help="median | hyperband | none.")] = "median",
     sampler: Annotated[str, Opt(help="tpe | random (seeded with --seed).")] = "tpe",
@@ -559,7 +559,7 @@ def sweep(
     if s["best"]:
         b = s["best"]
         typer.echo(f"best: trial {b['number']}, val {b['val_acc']:.2f}%, test {b['test_acc']:.2f}% (measured once)")
-    typer.echo(f"wrote {Path(out) / 'sweeps' / s['study']}/sweep.md, sweep.json, best.toml")
+    typer.echo(f"wrote {Path(out) / SWEEPS / s['study']}/{SWEEP_MD}, {SWEEP}, {BEST_TOML}")
 
 
 @app.command()
@@ -650,7 +650,7 @@ def report(
         Optional[list[str]],
         typer.Argument(metavar="RUN...", help="Run folders, or folders that hold runs [artifacts]."),
     ] = None,
-    out: Annotated[Optional[str], Opt(help="The HTML file to write [report.html in the first folder].")] = None,
+    out: Annotated[Optional[str], Opt(help=f"The HTML file to write [{REPORT_HTML} in the first folder].")] = None,
     open_page: Annotated[bool, Opt("--open", help="Open the page in the default browser.")] = False,
 ):
     """One self-contained HTML page (opens offline) over what the other commands wrote: runs, curves,

@@ -55,7 +55,7 @@ from toolkit.experiments.sweep_storage import (
     retry_of,
 )
 from toolkit.models import get_spec
-from toolkit.run.folder import DEFAULT_ROOT, check_folder_name
+from toolkit.run.folder import BEST_TOML, DEFAULT_ROOT, STUDY_DB, SWEEP_MD, SWEEPS, check_folder_name
 from toolkit.train.progress import Reporter
 
 __all__ = ["check_space", "default_space", "load_space", "sweep"]
@@ -121,9 +121,9 @@ def sweep(
     check_space(search, model, fixed, where=f"search space {space}" if space is not None else "the default space")
     study_name = study or f"{model}-sweep"
     check_folder_name(study_name, "--study")  # it names a folder under OUT/sweeps/
-    folder = Path(out) / "sweeps" / study_name
+    folder = Path(out) / SWEEPS / study_name
     folder.mkdir(parents=True, exist_ok=True)
-    url = storage or f"sqlite:///{(folder / 'study.db').resolve()}"
+    url = storage or f"sqlite:///{(folder / STUDY_DB).resolve()}"
     # Optuna logs each failed trial with its traceback; the progress lines below say what happened in one line
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     with creation_lock(url, folder):
@@ -151,7 +151,7 @@ def sweep(
     if summary["best"] is None:
         raise ToolkitError(
             f"sweep {study_name!r}: no trial completed ({summary['pruned']} pruned, {summary['failed']} failed); "
-            f"no best.toml written; see {folder / 'sweep.md'} for each trial's fate"
+            f"no {BEST_TOML} written; see {folder / SWEEP_MD} for each trial's fate"
         )
     return summary
 

@@ -12,6 +12,7 @@ from toolkit.core.errors import first_line
 from toolkit.core.files import write_text
 from toolkit.core.markdown import markdown_table
 from toolkit.experiments.sweep_storage import counted_trials, retried_numbers
+from toolkit.run.folder import BEST_TOML
 
 
 def short(params: dict[str, Any]) -> str:
@@ -60,7 +61,7 @@ def summarize(study, folder: Path, model: str, space: dict, seconds: float) -> d
         best = study.best_trial
         test_acc = _test_once(Path(best.user_attrs["run_dir"]))
         summary["best"] = {"number": best.number, "val_acc": best.value, "params": best.params, "test_acc": test_acc}
-        write_text(folder / "best.toml", _toml({"model": model, **best.params}))
+        write_text(folder / BEST_TOML, _toml({"model": model, **best.params}))
     from toolkit.run.folder import SWEEP_MD
     from toolkit.run.records import Sweep
 
@@ -118,7 +119,7 @@ def _toml(values: dict[str, Any]) -> str:
             return json.dumps(v)
         return repr(v)
 
-    return "# the best trial's configuration: toolkit train --config best.toml\n" + "".join(
+    return f"# the best trial's configuration: toolkit train --config {BEST_TOML}\n" + "".join(
         f"{k} = {fmt(v)}\n" for k, v in values.items()
     )
 

@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 
 from toolkit.core.errors import ConfigError, ToolkitError, first_line
+from toolkit.run.folder import STUDY_LOCK
 
 SAMPLERS = ("tpe", "random")
 
@@ -106,7 +107,7 @@ def creation_lock(url: str, folder: Path):
     a file lock in the study folder for SQLite, a session-level advisory lock in a PostgreSQL database (released
     when the connection closes, so a worker killed while holding it frees it). Other servers go unlocked."""
     if url.startswith("sqlite"):
-        with open(folder / ".study.lock", "w") as f:
+        with open(folder / STUDY_LOCK, "w") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             yield
         return

@@ -18,9 +18,9 @@ from toolkit.core.errors import ConfigError, first_line
 from toolkit.core.files import write_text
 from toolkit.core.version import __version__
 from toolkit.report import deploy, training
-from toolkit.report.collect import Collected, collect
+from toolkit.report.collect import MARKERS, Collected, collect
 from toolkit.report.page import page
-from toolkit.run.folder import REPORT_HTML
+from toolkit.run.folder import BENCH, PARITY, REPORT_HTML, REPRODUCE, SWEEP
 
 REPORT = REPORT_HTML
 # What an older or hand-edited file lacking a key, or holding the wrong type, raises while a section reads it.
@@ -54,17 +54,17 @@ def _sections(c: Collected, notes: list[str]) -> list[tuple[str, str, str]]:
     def one(render: Callable, what: str) -> str:
         return _each([(what, c)], render, what, notes)
 
-    with_parity = [(f"{r.folder}/parity.json", r) for r in c.runs if r.parity]
-    with_bench = [(f"{r.folder}/bench.json", r) for r in c.runs if r.bench]
+    with_parity = [(f"{r.folder}/{PARITY}", r) for r in c.runs if r.parity]
+    with_bench = [(f"{r.folder}/{BENCH}", r) for r in c.runs if r.bench]
     candidates = [
         ("machine", "Machine and versions", one(training.machine, "machine facts")),
         ("runs", "Runs", one(training.runs_table, "runs table")),
         ("curves", "Training curves", one(training.curves, "training curves")),
         ("reproduce", "Reproductions", _each(
-            [(f"{n}/reproduce.json", (n, r)) for n, r in c.reproductions], lambda a: training.reproduction(*a),
+            [(f"{n}/{REPRODUCE}", (n, r)) for n, r in c.reproductions], lambda a: training.reproduction(*a),
             "reproduction", notes)),
         ("sweeps", "Sweeps", _each(
-            [(f"{n}/sweep.json", (n, s)) for n, s in c.sweeps], lambda a: training.sweep(*a), "sweep", notes)),
+            [(f"{n}/{SWEEP}", (n, s)) for n, s in c.sweeps], lambda a: training.sweep(*a), "sweep", notes)),
         ("parity", "Parity: every file on every runtime", _each(with_parity, deploy.parity, "parity", notes)),
         ("bench", "Speed", _each(with_bench, deploy.bench, "bench", notes)),
         ("ship", "Which file to ship", _each(with_bench, deploy.ship, "bench and parity", notes)),
@@ -90,7 +90,7 @@ def build_report(paths: list[str | os.PathLike] | None = None, out: str | os.Pat
     if not c and not c.notes:  # only damaged files: a page of notes naming them, not "no runs"
         where = ", ".join(str(r) for r in c.roots)
         raise ConfigError(
-            f"no runs under {where} (no metrics.jsonl, parity.json, bench.json, reproduce.json or sweep.json); "
+            f"no runs under {where} (no {', '.join(MARKERS[:-1])} or {MARKERS[-1]}); "
             "train one with `toolkit train`, or pass the folder that holds your runs"
         )
     notes = c.notes

@@ -8,6 +8,7 @@ from collections import defaultdict
 from toolkit.report.charts import PALETTE, Series, bar_chart, line_chart
 from toolkit.report.collect import Collected
 from toolkit.report.page import Cell, esc, num, table
+from toolkit.run.folder import BENCH, BEST_TOML, PARITY, SUMMARY, SWEEP
 
 MAX_CURVES = 12  # runs overlaid in one chart; more stop being readable
 
@@ -48,7 +49,7 @@ def machine(c: Collected) -> str | None:
             where = sources[0] if len(sources) == 1 else f"{len(sources)} runs ({sources[0]}, ...)"
             rows.append([key, value, where])
     return (
-        '<p class="muted">As recorded in the runs\' summary.json, bench.json and parity.json: compare figures only '
+        f'<p class="muted">As recorded in the runs\' {SUMMARY}, {BENCH} and {PARITY}: compare figures only '
         "between runs made on the same machine.</p>" + table(("fact", "value", "recorded by"), rows)
     )
 
@@ -179,7 +180,7 @@ def sweep(name: str, s: dict) -> str:
     if isinstance(importances, dict) and importances:
         charts += bar_chart(list(importances.items()), "importance (Optuna PED-ANOVA, share of variation)")
     elif done:
-        why = s.get("importances_note") or "this sweep.json predates them; re-run `toolkit sweep` to add them"
+        why = s.get("importances_note") or f"this {SWEEP} predates them; re-run `toolkit sweep` to add them"
         charts += f'<p class="muted">No parameter importances: {esc(why)}.</p>'
     best_html = "<p>no complete trial yet</p>"
     b = s.get("best")
@@ -187,7 +188,7 @@ def sweep(name: str, s: dict) -> str:
         params = [[k, f"{v:.4g}" if isinstance(v, float) else str(v)] for k, v in (b.get("params") or {}).items()]
         best_html = (
             f"<p>Best: trial {esc(b.get('number'))}, val {b['val_acc']:.2f} %, test {b['test_acc']:.2f} % "
-            f"(measured once). <code>toolkit train --config {esc(name)}/best.toml</code></p>"
+            f"(measured once). <code>toolkit train --config {esc(name)}/{BEST_TOML}</code></p>"
             + table(("parameter", "value"), params)
         )
     counts = ", ".join(f"{s.get(k, 0)} {k}" for k in ("complete", "pruned", "failed"))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from toolkit.core.files import write_text
 from toolkit.core.markdown import markdown_table
-from toolkit.run.folder import PARITY_MD
+from toolkit.run.folder import MANIFEST, PARITY_MD
 from toolkit.run.records import Parity
 
 PARITY_COLUMNS = (
@@ -127,7 +127,7 @@ def parity_markdown(result) -> str:
         f"{t.fp32_min_agreement:g} %, |Δacc| ≤ {t.fp32_max_acc_delta:g} pt. INT8/fp16/bf16 files: accuracy drop ≤ "
         f"{t.max_acc_drop:g} pt, top-1 agreement ≥ {t.min_agreement:g} %, and, relative to the logit scale "
         f"(std of the reference logits): fp16 max |Δ| ≤ {t.fp16_max_rel:g}, bf16 mean |Δ| ≤ {t.bf16_mean_rel:g}, "
-        f"INT8 mean |Δ| ≤ {t.int8_mean_rel:g}. Files must match the sha256 export recorded in manifest.json. "
+        f"INT8 mean |Δ| ≤ {t.int8_mean_rel:g}. Files must match the sha256 export recorded in {MANIFEST}. "
         f"Each non-eager runtime ran in its own process. Verdict: "
         f"**{'pass' if result else 'FAIL'}**\n\n"
     )
