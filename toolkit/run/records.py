@@ -15,6 +15,7 @@ metrics.jsonl is a record per line (`read_metrics`, `write_metrics`).
 from __future__ import annotations
 
 import json
+import math
 import os
 import types
 import typing
@@ -66,8 +67,8 @@ def _fits(value: Any, hint: Any) -> bool:
     kind = origin or hint
     if kind is bool:
         return isinstance(value, bool)
-    if kind is float:  # JSON writes 3.0 as 3.0 but a hand-written 3 is a number all the same
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is float:  # a hand-written 3 is a number all the same; NaN and infinity (Python's JSON) are not figures
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if kind is int:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, kind)
@@ -157,7 +158,7 @@ class Record:
 def _type_name(hint: Any) -> str:
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return " or ".join(_type_name(h) for h in typing.get_args(hint))
-    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string", dict: "an object"}
+    names = {bool: "true/false", int: "an integer", float: "a finite number", str: "a string", dict: "an object"}
     kind = typing.get_origin(hint) or hint
     return "null" if hint is type(None) else names.get(kind, "a list" if kind is list else str(kind))
 
@@ -187,10 +188,9 @@ class Manifest(Record):
 
     FILE, WRITER = MANIFEST, "toolkit export"
     files: dict[str, Any]
-    source_checkpoint: dict[str, Any] | None = None  # required where a file is trusted: validate_manifest
-    input: dict[str, Any] | None = None
-    classes: list[Any] | None = None
-    num_classes: int | None = None
+    # Required, with the input spec and the classes, where a file is trusted: run/manifest.py validate_manifest
+    # checks them there, naming the key and what it must be.
+    source_checkpoint: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
