@@ -116,7 +116,9 @@ def _refuse_foreign(run: Path) -> None:
 
 
 def _inference_specs(run: Path, cfg: BenchConfig, threads: int, notes: list[str], input_shape: list[int]) -> list[dict]:
-    found = plan(run, cfg.formats, cfg.runtimes, cfg.devices, reference=True, timing=True)
+    # Eager fp32 on the checkpoint is timed whatever --format names: what the others are compared with.
+    formats = (*cfg.formats, "checkpoint") if cfg.formats else None
+    found = plan(run, formats, cfg.runtimes, cfg.devices, reference=True, timing=True)
     notes.extend(found.skipped)  # not installed, or not timed, and why
     specs = []
     for target in found.targets:

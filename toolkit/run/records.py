@@ -198,9 +198,9 @@ class Parity(Record):
     """parity.json: verify's verdict on every file x runtime x device, against eager fp32."""
 
     FILE, WRITER = PARITY, "toolkit verify"
-    passed: bool
     entries: list[dict[str, Any]]
-    reference: dict[str, Any]
+    passed: bool | None = None  # verify writes it; a file without it has passed nothing
+    reference: dict[str, Any] | None = None
     model: str | None = None
 
 
@@ -210,7 +210,7 @@ class Bench(Record):
 
     FILE, WRITER = BENCH, "toolkit bench"
     inference: list[dict[str, Any]]
-    training: list[dict[str, Any]]
+    training: list[dict[str, Any]] | None = None
     model: str | None = None
     recommendation: dict[str, Any] | None = None
 

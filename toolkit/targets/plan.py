@@ -65,8 +65,7 @@ def plan(
 
     What was named and cannot run is an error (a format or a runtime's own file not exported, a device not
     here, a runtime not installed for a device named with it); what was not named is skipped with its
-    reason. `reference` keeps eager fp32 CPU in the list (whatever `formats` names: what bench compares
-    with); `timing` drops the pairs bench does not time."""
+    reason. `reference` keeps eager fp32 CPU in the list; `timing` drops the pairs bench does not time."""
     run_dir = Path(run_dir)
     formats, runtimes, devices = (list(v) if v else None for v in (formats, runtimes, devices))
     present = available_devices()
@@ -90,8 +89,7 @@ def plan(
 
     for fmt_name, name in targets():
         fmt = FORMATS[fmt_name]
-        is_reference = reference and (fmt_name, name) == REFERENCE[:2]
-        if (runtimes and name not in runtimes) or (formats and fmt_name not in formats and not is_reference):
+        if (runtimes and name not in runtimes) or (formats and fmt_name not in formats):
             continue
         path = run_dir / fmt.filename
         if not path.is_file():
