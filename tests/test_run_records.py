@@ -51,7 +51,7 @@ def test_a_file_from_before_versions_reads_as_version_1_and_a_bad_field_is_named
     parity = Parity.load(tmp_path)
     assert parity.passed is True and parity.to_dict() == {SCHEMA_KEY: 1, **data}
     (tmp_path / PARITY).write_text(json.dumps({**data, "passed": "yes"}))
-    with pytest.raises(RunFileError, match=r"'passed' is \"yes\", not true/false; run `toolkit verify` again"):
+    with pytest.raises(RunFileError, match=r"'passed' is \"yes\", not true/false or null; run `toolkit verify` again"):
         Parity.load(tmp_path)
     with pytest.raises(RunFileError, match="'inference' is missing; run `toolkit bench` again"):
         Bench.write(tmp_path, {"training": []})  # a writer cannot write what no reader could read
