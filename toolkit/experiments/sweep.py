@@ -136,7 +136,9 @@ def sweep(
         )
 
     stop = StopFlag()  # shared with every trial's train(): one signal stops whichever trials are running
-    trial_plan = _Trials(model, trials, search, train_options, epochs, val_size, seed, sampler_seed, folder, progress)
+    trial_plan = _Trials(
+        model, trials, search, train_options, epochs, val_size, seed, sampler_seed, folder, progress, stop
+    )
     started = time.perf_counter()
     with stop_on_signals(stop, enabled=True):
         _work(st, trial_plan, stop, grace=grace, timeout=timeout, n_jobs=n_jobs)
@@ -171,11 +173,7 @@ class _Trials:
     sampler_seed: int
     folder: Path
     progress: Callable[[str], None]
-    stop: Any = None  # the sweep's StopFlag, shared with every trial's train()
-
-    def bind(self, stop) -> _Trials:
-        self.stop = stop
-        return self
+    stop: Any  # the sweep's StopFlag, shared with every trial's train()
 
     def __call__(self, trial) -> float:
         """Optuna's objective: train one trial (its own folder, validation only) and return its final val acc."""
@@ -255,7 +253,7 @@ def _work(st, plan: _Trials, stop, *, grace: float, timeout: float | None, n_job
                 break
             if count_trials(st) < plan.trials:
                 st.optimize(
-                    plan.bind(stop),
+                    plan,
                     n_trials=plan.trials,
                     timeout=left,
                     n_jobs=n_jobs,
